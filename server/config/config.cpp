@@ -1,0 +1,359 @@
+// Reads conf/stanzad.xml: one table of elements, each read by a small function
+// (docs/configuration.md).
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <optional>
+#include <pugixml.hpp>
+#include <span>
+#include <utility>
+
+#include "xmpp/jid.hpp"
+
+namespace stanzad::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The text being read, kept twice: pugixml parses `buffer_` in place (so every name and value
+// points into it), while `original_` keeps the untouched bytes to count lines in.
+class Document {
+ public:
+  Document(std::string_view text, const fs::path& file)
+      : file_(file), original_(text), buffer_(text), base_(fs::absolute(file).parent_path()) {}
+
+  std::string& buffer() { return buffer_; }
+  const fs::path& base() const { return base_; }
+
+  // The 1-based line of a pointer into buffer(), or of a byte offset.
+  std::size_t line_of(const char* p) const {
+    if (p < buffer_.data() || p > buffer_.data() + buffer_.size()) return 0;
+    return line_at(static_cast<std::size_t>(p - buffer_.data()));
+  }
+  std::size_t line_at(std::size_t offset) const {
+    offset = std::min(offset, original_.size());
+    return 1 + static_cast<std::size_t>(
+                   std::count(original_.begin(), original_.begin() + offset, '\n'));
+  }
+
+  [[noreturn]] void fail(std::size_t line, std::string_view what) const {
+    std::string where = file_.string();
+    if (line != 0) where += ':' + std::to_string(line);
+    throw ConfigError(where + ": " + std::string(what));
+  }
+  [[noreturn]] void fail(std::size_t line, std::string_view option, std::string_view what) const {
+    fail(line, "option '" + std::string(option) + "': " + std::string(what));
+  }
+
+ private:
+  fs::path file_;
+  std::string original_;
+  std::string buffer_;
+  fs::path base_;
+};
+
+std::string quote(std::string_view value) { return "'" + std::string(value) + "'"; }
+
+std::string join(std::span<const std::string_view> names) {
+  std::string out;
+  for (auto name : names) {
+    if (!out.empty()) out += ", ";
+    out += name;
+  }
+  return out;
+}
+
+// One element being read. Each accessor names an attribute it understands; finish() then
+// refuses whatever attribute no accessor asked for, so the readers below are also the schema.
+class Element {
+ public:
+  Element(const Document& doc, pugi::xml_node node, std::string path)
+      : doc_(doc), node_(node), path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+  std::size_t line() const { return doc_.line_of(node_.name()); }
+
+  [[noreturn]] void fail(std::string_view what) const { doc_.fail(line(), path_, what); }
+  [[noreturn]] void fail(std::string_view attr, std::string_view what) const {
+    auto a = node_.attribute(std::string(attr).c_str());
+    std::size_t at = a ? doc_.line_of(a.name()) : 0;
+    doc_.fail(at != 0 ? at : line(), path_ + "/" + std::string(attr), what);
+  }
+
+  std::optional<std::string_view> raw(std::string_view attr) {
+    if (std::find(known_.begin(), known_.end(), attr) == known_.end()) known_.push_back(attr);
+    auto a = node_.attribute(std::string(attr).c_str());
+    if (!a) return std::nullopt;
+    return std::string_view(a.value());
+  }
+
+  std::string_view required(std::string_view attr) {
+    auto v = raw(attr);
+    if (!v) fail(attr, "required attribute is missing");
+    return *v;
+  }
+
+  std::string text(std::string_view attr, std::string_view fallback) {
+    return std::string(raw(attr).value_or(fallback));
+  }
+
+  bool boolean(std::string_view attr, bool fallback) {
+    auto v = raw(attr);
+    if (!v) return fallback;
+    std::string lower(*v);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "true" || lower == "yes" || lower == "1") return true;
+    if (lower == "false" || lower == "no" || lower == "0") return false;
+    fail(attr, quote(*v) + " is not a boolean (true/false, yes/no, 1/0)");
+  }
+
+  template <class T>
+  T number(std::string_view attr, std::optional<T> fallback, T min, T max) {
+    auto v = fallback ? raw(attr) : std::optional(required(attr));
+    if (!v) return *fallback;
+    unsigned long long n = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (v->empty() || end != v->data() + v->size() || ec == std::errc::invalid_argument) {
+      fail(attr, quote(*v) + " is not a number");
+    }
+    if (ec == std::errc::result_out_of_range || n > static_cast<unsigned long long>(max)) {
+      fail(attr, quote(*v) + " is too large (at most " + std::to_string(max) + ")");
+    }
+    if (n < static_cast<unsigned long long>(min)) {
+      fail(attr, quote(*v) + " is too small (at least " + std::to_string(min) + ")");
+    }
+    return static_cast<T>(n);
+  }
+
+  std::uint16_t port(std::string_view attr, std::uint16_t fallback) {
+    auto v = raw(attr);
+    if (!v) return fallback;
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(v->data(), v->data() + v->size(), n);
+    if (v->empty() || ec != std::errc() || end != v->data() + v->size() || n == 0 || n > 65535) {
+      fail(attr, quote(*v) + " is not a port number");
+    }
+    return static_cast<std::uint16_t>(n);
+  }
+
+  std::string address(std::string_view attr, std::string_view fallback) {
+    std::string v = text(attr, fallback);
+    unsigned char scratch[16];
+    if (inet_pton(AF_INET, v.c_str(), scratch) != 1 &&
+        inet_pton(AF_INET6, v.c_str(), scratch) != 1) {
+      fail(attr, quote(v) + " is not an IPv4 or IPv6 address");
+    }
+    return v;
+  }
+
+  // A path, relative ones resolved against the configuration file's directory; an empty value
+  // gives an empty path unless `allow_empty` is false.
+  fs::path path(std::string_view attr, std::string_view fallback, bool allow_empty) {
+    std::string v = text(attr, fallback);
+    if (v.empty()) {
+      if (!allow_empty) fail(attr, "must not be empty");
+      return {};
+    }
+    fs::path p(v);
+    return (p.is_absolute() ? p : doc_.base() / p).lexically_normal();
+  }
+
+  // Refuses attributes nobody asked for, text, and (unless `children` lists them) child elements.
+  void finish(std::span<const std::string_view> children = {}) const {
+    for (auto a : node_.attributes()) {
+      if (std::find(known_.begin(), known_.end(), a.name()) != known_.end()) continue;
+      std::string what = "unknown attribute";
+      what += known_.empty() ? " (<" + std::string(node_.name()) + "> takes none)"
+                             : " (expected one of: " + join(known_) + ")";
+      doc_.fail(doc_.line_of(a.name()), (path_.empty() ? node_.name() : path_) + "/" + a.name(),
+                what);
+    }
+    for (auto child : node_.children()) {
+      if (child.type() == pugi::node_pcdata || child.type() == pugi::node_cdata) {
+        std::string_view text = child.value();
+        auto first = text.find_first_not_of(" \t\r\n");
+        if (first == std::string_view::npos) continue;
+        text = text.substr(first, text.find_last_not_of(" \t\r\n") + 1 - first);
+        doc_.fail(doc_.line_of(child.value() + first), path_.empty() ? node_.name() : path_,
+                  "unexpected text " + quote(text));
+      }
+      if (child.type() != pugi::node_element) continue;
+      std::string_view name = child.name();
+      if (std::find(children.begin(), children.end(), name) != children.end()) continue;
+      std::string what = "unknown element";
+      what += children.empty() ? " (<" + std::string(node_.name()) + "> takes no child elements)"
+                               : " (expected one of: " + join(children) + ")";
+      doc_.fail(doc_.line_of(child.name()),
+                path_.empty() ? std::string(name) : path_ + "/" + std::string(name), what);
+    }
+  }
+
+ private:
+  const Document& doc_;
+  pugi::xml_node node_;
+  std::string path_;
+  std::vector<std::string_view> known_;
+};
+
+// --- One reader per element. Adding an option is one line in its reader; adding an element is
+// one reader and one row in kElements.
+
+void read_server(Element& e, Config& c) {
+  c.shards = e.number<unsigned>("shards", 0u, 0u, 1024u);
+  c.data_dir = e.path("data-dir", "data", false);
+}
+
+void read_log(Element& e, Config& c) {
+  c.log_level = e.text("level", "info");
+  constexpr std::string_view levels[] = {"trace", "debug", "info", "warn", "error"};
+  if (std::find(std::begin(levels), std::end(levels), c.log_level) == std::end(levels)) {
+    e.fail("level", quote(c.log_level) + " is not a log level (" + join(levels) + ")");
+  }
+  c.log_file = e.path("file", "", true);
+}
+
+void read_host(Element& e, Config& c) {
+  std::string_view name = e.required("name");
+  auto host = xmpp::Jid::prep_domain(name);
+  if (!host || host->empty()) e.fail("name", quote(name) + " is not a valid host name");
+  if (std::find(c.hosts.begin(), c.hosts.end(), *host) != c.hosts.end()) {
+    e.fail("name", "duplicate host " + quote(*host));
+  }
+  c.hosts.push_back(std::move(*host));
+}
+
+void read_tls(Element& e, Config& c) {
+  c.certificate = e.path("certificate", "", true);
+  c.private_key = e.path("key", "", true);
+  if (c.certificate.empty() && !c.private_key.empty())
+    e.fail("certificate", "key is set but certificate is not");
+  if (!c.certificate.empty() && c.private_key.empty())
+    e.fail("key", "certificate is set but key is not");
+}
+
+void add_listener(Element& e, Config& c, Listener listener) {
+  for (const auto& other : c.listeners) {
+    if (other.address == listener.address && other.port == listener.port) {
+      e.fail("port", "address " + listener.address + " port " + std::to_string(listener.port) +
+                         " is already used by another listener");
+    }
+  }
+  c.listeners.push_back(std::move(listener));
+}
+
+void read_c2s(Element& e, Config& c) {
+  Listener l{ListenerKind::c2s, e.address("address", "0.0.0.0"), e.port("port", 5222)};
+  bool first = std::none_of(c.listeners.begin(), c.listeners.end(),
+                            [](const Listener& o) { return o.kind == ListenerKind::c2s; });
+  bool require_tls = e.boolean("require-tls", true);
+  if (!first && require_tls != c.require_tls) {
+    e.fail("require-tls", "differs from an earlier <c2s>; it must be the same on every <c2s>");
+  }
+  c.require_tls = require_tls;
+  add_listener(e, c, std::move(l));
+}
+
+void read_c2s_tls(Element& e, Config& c) {
+  add_listener(
+      e, c, {ListenerKind::c2s_direct_tls, e.address("address", "0.0.0.0"), e.port("port", 5223)});
+}
+
+void read_limits(Element& e, Config& c) {
+  Limits& l = c.limits;
+  // RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
+  l.max_stanza_bytes =
+      e.number<std::size_t>("max-stanza-size", l.max_stanza_bytes, 10000, 64u << 20);
+  l.max_depth = e.number<std::size_t>("max-depth", l.max_depth, 2, 10000);
+  l.negotiation_timeout = std::chrono::seconds(e.number<unsigned>(
+      "negotiation-timeout", static_cast<unsigned>(l.negotiation_timeout.count()), 1, 3600));
+  // RFC 5802 §5.1 and RFC 7677 §4: at least 4096 iterations.
+  l.scram_iterations =
+      e.number<std::uint32_t>("scram-iterations", l.scram_iterations, 4096, 10000000);
+}
+
+struct ElementRule {
+  std::string_view name;
+  bool repeatable;
+  void (*read)(Element&, Config&);
+};
+
+constexpr ElementRule kElements[] = {
+    {"server", false, read_server}, {"log", false, read_log}, {"host", true, read_host},
+    {"tls", false, read_tls},       {"c2s", true, read_c2s},  {"c2s-tls", true, read_c2s_tls},
+    {"limits", false, read_limits},
+};
+
+}  // namespace
+
+Config parse(std::string_view text, const fs::path& file) {
+  Document doc(text, file);
+  pugi::xml_document xml;
+  auto& buffer = doc.buffer();
+  auto result = xml.load_buffer_inplace(buffer.data(), buffer.size(), pugi::parse_default,
+                                        pugi::encoding_utf8);
+  if (!result) {
+    doc.fail(doc.line_at(static_cast<std::size_t>(std::max<std::ptrdiff_t>(result.offset, 0))),
+             std::string("XML syntax error: ") + result.description());
+  }
+  pugi::xml_node root = xml.document_element();
+  // pugixml accepts several top-level elements; a configuration is one document.
+  for (pugi::xml_node node : xml.children()) {
+    if (node.type() == pugi::node_element && node != root) {
+      doc.fail(doc.line_of(node.name()), "XML syntax error: more than one root element");
+    }
+  }
+  if (std::string_view(root.name()) != "stanzad") {
+    doc.fail(doc.line_of(root.name()), root.name(), "the root element must be <stanzad>");
+  }
+
+  Config config;
+  config.source = fs::absolute(file).lexically_normal();
+  config.data_dir = doc.base() / "data";
+
+  std::vector<std::string_view> names;
+  for (const auto& rule : kElements) names.push_back(rule.name);
+  Element top(doc, root, "");
+  top.finish(names);
+
+  for (pugi::xml_node node : root.children()) {
+    if (node.type() != pugi::node_element) continue;
+    std::string_view name = node.name();
+    const ElementRule& rule = *std::find_if(std::begin(kElements), std::end(kElements),
+                                            [&](const ElementRule& r) { return r.name == name; });
+    Element element(doc, node, std::string(name));
+    if (!rule.repeatable && node.previous_sibling(node.name())) {
+      element.fail("may appear only once");
+    }
+    rule.read(element, config);
+    element.finish();
+  }
+
+  std::size_t root_line = doc.line_of(root.name());
+  if (config.hosts.empty())
+    doc.fail(root_line, "host", "at least one <host name=\"...\"/> is required");
+  if (config.listeners.empty()) doc.fail(root_line, "c2s", "no listener: add <c2s/> or <c2s-tls/>");
+  return config;
+}
+
+Config load(const fs::path& file) {
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  if (f == nullptr) throw ConfigError(file.string() + ": cannot open: " + std::strerror(errno));
+  std::string text;
+  char chunk[8192];
+  std::size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0) text.append(chunk, n);
+  int error = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (error != 0) throw ConfigError(file.string() + ": cannot read: " + std::strerror(error));
+  return parse(text, file);
+}
+
+}  // namespace stanzad::config

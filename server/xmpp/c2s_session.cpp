@@ -1,0 +1,749 @@
+// A client-to-server session: RFC 6120 §4 streams, §5 STARTTLS, §6 SASL, §7 binding, and
+// XEP-0368 direct TLS. Lives on one shard for its whole life.
+#include "xmpp/c2s_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/write.hpp>
+
+#include "xml/serializer.hpp"
+#include "xmpp/namespaces.hpp"
+#include "xmpp/server.hpp"
+#include "xmpp/stanza.hpp"
+
+namespace stanzad::xmpp {
+
+namespace asio = boost::asio;
+
+namespace {
+
+std::string hex(std::string_view bytes) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(digits[c >> 4]);
+    out.push_back(digits[c & 15]);
+  }
+  return out;
+}
+
+constexpr std::size_t max_backlog = 64;
+constexpr unsigned max_sasl_failures = 5;
+constexpr auto closing_grace = std::chrono::seconds(5);
+
+}  // namespace
+
+C2SSession::C2SSession(Server& server, net::Shard& shard, asio::ip::tcp::socket socket,
+                       bool direct_tls)
+    : server_(server),
+      shard_(shard),
+      stream_(std::move(socket), server.tls()),
+      id_(server.next_session_id()),
+      direct_tls_(direct_tls),
+      state_(direct_tls ? State::tls_handshake : State::stream_header),
+      parser_(*this, xml::ParserLimits{server.config().limits.max_stanza_bytes,
+                                       server.config().limits.max_depth}),
+      timer_(shard.context()) {}
+
+C2SSession::~C2SSession() = default;
+
+void C2SSession::start() {
+  boost::system::error_code ec;
+  auto ep = stream_.next_layer().remote_endpoint(ec);
+  peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  stream_.next_layer().set_option(asio::ip::tcp::no_delay(true), ec);
+  spdlog::debug("c2s connected id={} ip={} tls={}", id_, peer_, direct_tls_);
+  arm_negotiation_timer();
+  if (direct_tls_) {
+    do_handshake();
+  } else {
+    do_read();
+  }
+}
+
+void C2SSession::arm_negotiation_timer() {
+  timer_.expires_after(server_.config().limits.negotiation_timeout);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->state_ == State::bound || self->state_ == State::closed) return;
+    if (self->state_ == State::closing) {
+      self->close_transport();
+      return;
+    }
+    self->close_with_stream_error("connection-timeout", "stream negotiation took too long");
+  });
+}
+
+// ---- transport -------------------------------------------------------------------------
+
+void C2SSession::do_handshake() {
+  state_ = State::tls_handshake;
+  stream_.async_handshake(
+      asio::ssl::stream_base::server,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_handshake(ec); });
+}
+
+void C2SSession::on_handshake(const boost::system::error_code& ec) {
+  if (state_ == State::closed) return;
+  if (ec) {
+    spdlog::debug("c2s tls handshake failed id={} ip={} error={}", id_, peer_, ec.message());
+    close_transport();
+    return;
+  }
+  tls_ = true;
+  state_ = State::stream_header;
+  parser_.reset();
+  do_read();
+}
+
+void C2SSession::do_read() {
+  if (reading_ || waiting_ || state_ == State::closed || state_ == State::starttls) return;
+  reading_ = true;
+  auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+    self->on_read(ec, n);
+  };
+  if (tls_) {
+    stream_.async_read_some(asio::buffer(read_buf_), std::move(handler));
+  } else {
+    stream_.next_layer().async_read_some(asio::buffer(read_buf_), std::move(handler));
+  }
+}
+
+void C2SSession::on_read(const boost::system::error_code& ec, std::size_t n) {
+  reading_ = false;
+  if (state_ == State::closed) return;
+  if (ec) {
+    if (ec != asio::error::eof && ec != asio::ssl::error::stream_truncated)
+      spdlog::debug("c2s read failed id={} error={}", id_, ec.message());
+    close_transport();
+    return;
+  }
+  std::string_view data(read_buf_.data(), n);
+  while (!data.empty() && state_ != State::closing && state_ != State::closed) {
+    auto result = parser_.feed(data);
+    if (result.error) {
+      spdlog::info("c2s stream error id={} ip={} condition={} detail={}", id_, peer_,
+                   xml::to_string(*result.error), result.detail);
+      close_with_stream_error(xml::to_string(*result.error), result.detail);
+      return;
+    }
+    if (result.consumed == 0) break;
+    data.remove_prefix(result.consumed);
+    // Bytes after <starttls/> are not ours to read in the clear (RFC 6120 §5.4.3.3).
+    if (state_ == State::starttls) break;
+  }
+  if (state_ == State::starttls) {
+    after_flush([self = shared_from_this()] {
+      if (self->state_ == State::starttls) self->do_handshake();
+    });
+    return;
+  }
+  if (state_ != State::closing) do_read();
+}
+
+void C2SSession::send(std::string_view data) {
+  if (state_ == State::closed) return;
+  out_.append(data);
+  if (!write_in_flight_) do_write();
+}
+
+void C2SSession::send(const xml::Element& el) {
+  if (state_ == State::closed) return;
+  xml::serialize(el, out_, ns::client);
+  if (!write_in_flight_) do_write();
+}
+
+void C2SSession::do_write() {
+  write_in_flight_ = true;
+  writing_.swap(out_);
+  auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+    self->on_write(ec, n);
+  };
+  if (tls_) {
+    asio::async_write(stream_, asio::buffer(writing_), std::move(handler));
+  } else {
+    asio::async_write(stream_.next_layer(), asio::buffer(writing_), std::move(handler));
+  }
+}
+
+void C2SSession::on_write(const boost::system::error_code& ec, std::size_t) {
+  write_in_flight_ = false;
+  writing_.clear();
+  if (state_ == State::closed) return;
+  if (ec) {
+    spdlog::debug("c2s write failed id={} error={}", id_, ec.message());
+    close_transport();
+    return;
+  }
+  if (!out_.empty()) {
+    do_write();
+    return;
+  }
+  auto callbacks = std::move(flushed_);
+  flushed_.clear();
+  for (auto& fn : callbacks) fn();
+}
+
+void C2SSession::after_flush(std::function<void()> fn) {
+  if (!write_in_flight_ && out_.empty()) {
+    fn();
+  } else {
+    flushed_.push_back(std::move(fn));
+  }
+}
+
+void C2SSession::close_transport() {
+  if (state_ == State::closed) return;
+  boost::system::error_code ignored;
+  stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  stream_.next_layer().close(ignored);
+  closed();
+}
+
+void C2SSession::closed() {
+  state_ = State::closed;
+  timer_.cancel();
+  leave();
+  backlog_.clear();
+  flushed_.clear();
+  spdlog::debug("c2s closed id={} jid={}", id_, jid_ ? jid_->str() : std::string());
+  server_.session_closed(id_);
+}
+
+void C2SSession::leave() {
+  if (!jid_ || left_) return;
+  left_ = true;
+  // RFC 6121 §4.6.3: those given directed presence learn that this resource is gone.
+  for (const auto& to : directed_) {
+    auto target = Jid::parse(to);
+    if (!target) continue;
+    xml::Element unavailable("presence", std::string(ns::client));
+    unavailable.set_attr("type", "unavailable");
+    unavailable.set_attr("from", jid_->str());
+    unavailable.set_attr("to", to);
+    server_.router().route(Routed{std::move(unavailable), *jid_, *target});
+  }
+  directed_.clear();
+  server_.router().unbind(*jid_, id_);
+}
+
+void C2SSession::close_with_stream_error(std::string_view condition, std::string_view text) {
+  if (state_ == State::closing || state_ == State::closed) return;
+  if (!header_sent_) send_stream_header();
+  std::string out = "<stream:error><";
+  out.append(condition);
+  out.append(" xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>");
+  if (!text.empty()) {
+    out.append("<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>");
+    xml::escape_text(text, out);
+    out.append("</text>");
+  }
+  out.append("</stream:error></stream:stream>");
+  send(out);
+  spdlog::debug("c2s sent stream error id={} condition={}", id_, condition);
+  state_ = State::closing;
+  leave();
+  // A peer that never reads must not keep the session: close after a grace period.
+  timer_.expires_after(closing_grace);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (!ec) self->close_transport();
+  });
+  after_flush([self = shared_from_this()] { self->close_transport(); });
+}
+
+// ---- stream ----------------------------------------------------------------------------
+
+void C2SSession::send_stream_header() {
+  stream_id_ = hex(sasl::random_bytes(8));
+  std::string out =
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+      "xmlns:stream='http://etherx.jabber.org/streams' id='";
+  out.append(stream_id_);
+  out.append("' from='");
+  xml::escape_attr(host_.empty() ? server_.config().hosts.front() : host_, out);
+  out.append("' version='1.0' xml:lang='en'>");
+  header_sent_ = true;
+  send(out);
+}
+
+void C2SSession::on_stream_open(const xml::StreamHeader& header) {
+  const bool restarted = !host_.empty();
+  std::optional<std::string> to = Jid::prep_domain(header.to);
+  if (!restarted && to && server_.router().is_local_host(*to)) host_ = *to;
+  send_stream_header();
+
+  if (header.ns != ns::streams || header.local_name != "stream") {
+    close_with_stream_error("invalid-namespace",
+                            "the stream element is not in the streams namespace");
+    return;
+  }
+  if (header.default_ns != ns::client) {
+    close_with_stream_error("invalid-namespace", "this port serves jabber:client streams");
+    return;
+  }
+  if (header.version.empty() || header.version.substr(0, 2) != "1.") {
+    close_with_stream_error("unsupported-version", "stanzad speaks XMPP version 1.0");
+    return;
+  }
+  if (!to || host_.empty() || *to != host_) {
+    close_with_stream_error("host-unknown", "this server does not serve that domain");
+    return;
+  }
+  if (!header.lang.empty()) lang_ = header.lang;
+  state_ = state_ == State::authenticated ? State::binding : State::negotiating;
+  send_features();
+}
+
+void C2SSession::send_features() {
+  std::string out = "<stream:features>";
+  if (state_ == State::binding) {
+    out.append(
+        "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
+        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>");
+  } else {
+    if (!tls_) {
+      out.append("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>");
+      if (server_.config().require_tls) out.append("<required/>");
+      out.append("</starttls>");
+    }
+    if (tls_ || !server_.config().require_tls) {
+      out.append(
+          "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>"
+          "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>");
+      if (tls_) out.append("<mechanism>PLAIN</mechanism>");  // never in the clear
+      out.append("</mechanisms>");
+    }
+  }
+  out.append("</stream:features>");
+  send(out);
+}
+
+void C2SSession::on_stream_close() {
+  spdlog::debug("c2s stream closed by client id={}", id_);
+  if (state_ == State::closing || state_ == State::closed) return;
+  send("</stream:stream>");
+  state_ = State::closing;
+  leave();
+  after_flush([self = shared_from_this()] { self->close_transport(); });
+}
+
+void C2SSession::on_stanza(xml::Element&& stanza) {
+  if (waiting_) {
+    if (backlog_.size() >= max_backlog) {
+      close_with_stream_error("policy-violation", "too many stanzas during negotiation");
+      return;
+    }
+    backlog_.push_back(std::move(stanza));
+    return;
+  }
+  in_parser_ = true;
+  handle_stanza(std::move(stanza));
+  in_parser_ = false;
+}
+
+void C2SSession::wait_for(bool waiting) {
+  waiting_ = waiting;
+  if (waiting) return;
+  while (!waiting_ && !backlog_.empty() && state_ != State::closing && state_ != State::closed) {
+    xml::Element next = std::move(backlog_.front());
+    backlog_.pop_front();
+    handle_stanza(std::move(next));
+  }
+  do_read();
+}
+
+void C2SSession::restart_stream() {
+  // Inside a parser callback the parser stops after this element; otherwise (an
+  // asynchronous step finished) nothing is being parsed and a reset is enough.
+  if (in_parser_) {
+    parser_.restart();
+  } else {
+    parser_.reset();
+  }
+}
+
+void C2SSession::handle_stanza(xml::Element&& stanza) {
+  switch (state_) {
+    case State::negotiating:
+      handle_negotiation(std::move(stanza));
+      break;
+    case State::binding:
+      handle_bind_phase(std::move(stanza));
+      break;
+    case State::bound:
+      handle_bound(std::move(stanza));
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- STARTTLS and SASL -----------------------------------------------------------------
+
+void C2SSession::handle_negotiation(xml::Element&& el) {
+  if (el.xmlns() == ns::tls && el.name() == "starttls") {
+    if (tls_) {
+      close_with_stream_error("policy-violation", "TLS is already in place");
+      return;
+    }
+    send("<proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>");
+    state_ = State::starttls;
+    restart_stream();
+    return;
+  }
+  if (el.xmlns() == ns::sasl) {
+    if (!tls_ && server_.config().require_tls) {
+      sasl_fail(sasl::Failure::encryption_required, "sasl before starttls");
+      return;
+    }
+    if (el.name() == "auth") {
+      handle_auth(std::move(el));
+    } else if (el.name() == "response") {
+      handle_sasl_response(std::move(el));
+    } else if (el.name() == "abort") {
+      sasl_fail(sasl::Failure::aborted, "client aborted");
+    } else {
+      sasl_fail(sasl::Failure::malformed_request, "unknown sasl element");
+    }
+    return;
+  }
+  // RFC 6120 §4.9.3.12: nothing but negotiation before authentication.
+  close_with_stream_error("not-authorized", "authenticate first");
+}
+
+void C2SSession::handle_auth(xml::Element&& el) {
+  scram_.reset();
+  std::string_view mechanism = el.attr("mechanism");
+  std::string text = el.text();
+  std::optional<std::string> initial;
+  if (text == "=") {
+    initial = std::string();
+  } else if (!text.empty()) {
+    initial = sasl::base64_decode(text);
+    if (!initial) {
+      sasl_fail(sasl::Failure::incorrect_encoding, "bad base64");
+      return;
+    }
+  }
+
+  if (mechanism == "SCRAM-SHA-256" || mechanism == "SCRAM-SHA-1") {
+    scram_ = std::make_unique<sasl::ScramServer>(mechanism == "SCRAM-SHA-256" ? sasl::Hash::sha256
+                                                                              : sasl::Hash::sha1);
+    scram_hash_ = mechanism == "SCRAM-SHA-256" ? sasl::Hash::sha256 : sasl::Hash::sha1;
+    scram_step_ = ScramStep::client_first;
+    if (!initial || initial->empty()) {
+      send("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");  // RFC 6120 §6.4.2
+      return;
+    }
+    scram_client_first(*initial);
+    return;
+  }
+  if (mechanism == "PLAIN" && tls_) {
+    if (!initial) {
+      send("<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+      plain_pending_ = true;
+      return;
+    }
+    plain_auth(*initial);
+    return;
+  }
+  sasl_fail(sasl::Failure::invalid_mechanism, "mechanism not offered");
+}
+
+void C2SSession::handle_sasl_response(xml::Element&& el) {
+  std::string text = el.text();
+  std::optional<std::string> data = text.empty() ? std::string() : sasl::base64_decode(text);
+  if (!data) {
+    sasl_fail(sasl::Failure::incorrect_encoding, "bad base64");
+    return;
+  }
+  if (plain_pending_) {
+    plain_pending_ = false;
+    plain_auth(*data);
+    return;
+  }
+  if (!scram_) {
+    sasl_fail(sasl::Failure::malformed_request, "no exchange in progress");
+    return;
+  }
+  if (scram_step_ == ScramStep::client_first) {
+    scram_client_first(*data);
+    return;
+  }
+  if (scram_step_ != ScramStep::client_final) {
+    sasl_fail(sasl::Failure::malformed_request, "unexpected response");
+    return;
+  }
+  if (auto failure = scram_->client_final(*data)) {
+    sasl_fail(*failure, "scram proof");
+    return;
+  }
+  sasl_succeed(sasl_user_, scram_->server_final());
+}
+
+void C2SSession::scram_client_first(std::string_view message) {
+  if (auto failure = scram_->client_first(message)) {
+    sasl_fail(*failure, "scram client-first");
+    return;
+  }
+  std::optional<std::string> user = Jid::prep_node(scram_->username());
+  if (!scram_->authzid().empty()) {
+    auto authz = Jid::parse(scram_->authzid());
+    if (!user || !authz || authz->node() != *user || authz->domain() != host_ ||
+        !authz->is_bare()) {
+      sasl_fail(sasl::Failure::invalid_authzid, "authzid differs from the user");
+      return;
+    }
+  }
+  sasl_user_ = user.value_or(std::string());
+  scram_step_ = ScramStep::waiting;
+  wait_for(true);
+  server_.workers().submit(
+      shard_,
+      [&store = server_.accounts(), host = host_, user,
+       hash = scram_hash_]() -> std::optional<sasl::ScramCredentials> {
+        if (!user) return std::nullopt;
+        return store.credentials(host, *user, hash);
+      },
+      [self = shared_from_this()](std::optional<sasl::ScramCredentials> creds) {
+        if (self->state_ != State::negotiating || !self->scram_) return self->wait_for(false);
+        std::string challenge = "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>";
+        challenge.append(sasl::base64_encode(self->scram_->server_first(creds)));
+        challenge.append("</challenge>");
+        self->scram_step_ = ScramStep::client_final;
+        self->send(challenge);
+        self->wait_for(false);
+      },
+      [self = shared_from_this()](const std::string& what) {
+        spdlog::error("c2s credential lookup failed id={} error={}", self->id_, what);
+        self->sasl_fail(sasl::Failure::temporary_auth_failure, "storage");
+        self->wait_for(false);
+      });
+}
+
+void C2SSession::plain_auth(std::string_view message) {
+  auto plain = sasl::parse_plain(message);
+  if (!plain) {
+    sasl_fail(sasl::Failure::malformed_request, "bad PLAIN message");
+    return;
+  }
+  std::optional<std::string> user = Jid::prep_node(plain->authcid);
+  if (!plain->authzid.empty()) {
+    auto authz = Jid::parse(plain->authzid);
+    if (!user || !authz || authz->node() != *user || authz->domain() != host_ ||
+        !authz->is_bare()) {
+      sasl_fail(sasl::Failure::invalid_authzid, "authzid differs from the user");
+      return;
+    }
+  }
+  if (!user) {
+    sasl_fail(sasl::Failure::not_authorized, "bad username");
+    return;
+  }
+  wait_for(true);
+  server_.workers().submit(
+      shard_,
+      [&store = server_.accounts(), host = host_, user = *user,
+       password = std::move(plain->password)]() {
+        auto creds = store.credentials(host, user, sasl::Hash::sha256);
+        return creds && sasl::verify_password(*creds, password);
+      },
+      [self = shared_from_this(), user = *user](bool ok) {
+        if (self->state_ == State::negotiating) {
+          if (ok) {
+            self->sasl_succeed(user, {});
+          } else {
+            self->sasl_fail(sasl::Failure::not_authorized, "wrong password");
+          }
+        }
+        self->wait_for(false);
+      },
+      [self = shared_from_this()](const std::string& what) {
+        spdlog::error("c2s credential lookup failed id={} error={}", self->id_, what);
+        self->sasl_fail(sasl::Failure::temporary_auth_failure, "storage");
+        self->wait_for(false);
+      });
+}
+
+void C2SSession::sasl_fail(sasl::Failure failure, std::string_view why) {
+  scram_.reset();
+  plain_pending_ = false;
+  std::string out = "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><";
+  out.append(sasl::to_string(failure));
+  out.append("/></failure>");
+  send(out);
+  spdlog::info("c2s authentication failed id={} ip={} user={} condition={} reason={}", id_, peer_,
+               sasl_user_, sasl::to_string(failure), why);
+  if (failure != sasl::Failure::aborted && ++sasl_failures_ >= max_sasl_failures)
+    close_with_stream_error("policy-violation", "too many failed authentication attempts");
+}
+
+void C2SSession::sasl_succeed(std::string username, std::string additional_data) {
+  scram_.reset();
+  username_ = std::move(username);
+  std::string out = "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'";
+  if (additional_data.empty()) {
+    out.append("/>");
+  } else {
+    out.append(">");
+    out.append(sasl::base64_encode(additional_data));
+    out.append("</success>");
+  }
+  send(out);
+  state_ = State::authenticated;
+  backlog_.clear();  // anything pipelined belonged to the old stream
+  restart_stream();
+  spdlog::info("c2s authenticated id={} jid={}@{}", id_, username_, host_);
+}
+
+// ---- resource binding ------------------------------------------------------------------
+
+void C2SSession::handle_bind_phase(xml::Element&& el) {
+  if (el.name() == "iq" && el.xmlns() == ns::client && el.attr("type") == "set") {
+    if (el.child("bind", ns::bind)) {
+      handle_bind(std::move(el));
+      return;
+    }
+    if (el.child("session", ns::session)) {
+      send(make_iq_result(el));
+      return;
+    }
+  }
+  close_with_stream_error("not-authorized", "bind a resource first");
+}
+
+void C2SSession::handle_bind(xml::Element&& iq) {
+  std::string requested = iq.child("bind", ns::bind)->child_text("resource", ns::bind);
+  if (requested.empty()) requested = "stanzad-" + hex(sasl::random_bytes(6));
+  std::optional<std::string> resource = Jid::prep_resource(requested);
+  std::optional<Jid> full;
+  if (resource) full = Jid::make(username_, host_, *resource);
+  if (!full) {
+    iq.remove_attr("from");
+    send(make_error_reply(iq, "bad-request", "the resource is not valid"));
+    return;
+  }
+  wait_for(true);
+  server_.router().bind(
+      *full, SessionHandle{id_, &shard_, weak_from_this()},
+      [self = shared_from_this(), full = *full, iq_id = std::string(iq.attr("id"))] {
+        if (self->state_ != State::binding) {
+          self->server_.router().unbind(full, self->id_);
+          self->wait_for(false);
+          return;
+        }
+        self->jid_ = full;
+        self->state_ = State::bound;
+        self->timer_.cancel();
+        xml::Element result("iq", std::string(ns::client));
+        result.set_attr("type", "result");
+        result.set_attr("id", iq_id);
+        result.add_child("bind", std::string(ns::bind))
+            .add_child("jid", std::string(ns::bind))
+            .add_text(full.str());
+        self->send(result);
+        spdlog::info("c2s bound id={} jid={} ip={}", self->id_, full.str(), self->peer_);
+        self->wait_for(false);
+      });
+}
+
+// ---- routing ---------------------------------------------------------------------------
+
+void C2SSession::deliver(xml::Element stanza) {
+  if (state_ != State::bound) return;
+  send(stanza);
+}
+
+void C2SSession::reply_error(const xml::Element& stanza, std::string_view condition,
+                             std::string_view text) {
+  if (!may_bounce(stanza)) return;
+  xml::Element reply = make_error_reply(stanza, condition, text);
+  reply.set_attr("to", jid_->str());
+  reply.remove_attr("from");
+  if (stanza.has_attr("to")) reply.set_attr("from", std::string(stanza.attr("to")));
+  send(reply);
+}
+
+void C2SSession::handle_bound(xml::Element&& stanza) {
+  const std::string& kind = stanza.name();
+  if (stanza.xmlns() != ns::client || (kind != "message" && kind != "presence" && kind != "iq")) {
+    close_with_stream_error("unsupported-stanza-type", "not a stanza");
+    return;
+  }
+  // RFC 6120 §8.1.2.1: the server stamps `from`; a client may only name itself.
+  if (stanza.has_attr("from")) {
+    auto from = Jid::parse(stanza.attr("from"));
+    if (!from || (*from != *jid_ && *from != jid_->bare())) {
+      close_with_stream_error("invalid-from", "the from address is not yours");
+      return;
+    }
+  }
+  stanza.set_attr("from", jid_->str());
+
+  Jid to;
+  if (stanza.has_attr("to")) {
+    auto parsed = Jid::parse(stanza.attr("to"));
+    if (!parsed) {
+      reply_error(stanza, "jid-malformed", "the to address is not a valid JID");
+      return;
+    }
+    to = std::move(*parsed);
+    stanza.set_attr("to", to.str());
+  }
+
+  if (kind == "iq") {
+    std::string_view type = stanza.attr("type");
+    bool request = type == "get" || type == "set";
+    if (!stanza.has_attr("id") || (!request && type != "result" && type != "error")) {
+      reply_error(stanza, "bad-request", "an iq needs an id and a valid type");
+      return;
+    }
+    if (request && stanza.children().size() != 1) {
+      reply_error(stanza, "bad-request", "an iq request carries exactly one payload");
+      return;
+    }
+    if (request && (to.empty() || to == jid_->bare() || to.is_host())) {
+      const xml::Element* payload = stanza.first_child();
+      if (payload && payload->xmlns() == ns::session && payload->name() == "session") {
+        send(make_iq_result(stanza));  // RFC 3921 legacy session: a no-op today
+        return;
+      }
+      if (payload && payload->xmlns() == ns::bind) {
+        reply_error(stanza, "not-allowed", "this session is already bound");
+        return;
+      }
+    }
+  }
+
+  if (kind == "presence" && to.empty()) {
+    handle_own_presence(std::move(stanza));
+    return;
+  }
+  if (kind == "presence") {
+    std::string_view type = stanza.attr("type");
+    if (type.empty() && to != jid_->bare()) directed_.insert(to.str());
+    if (type == "unavailable") directed_.erase(to.str());
+  }
+  if (to.empty()) to = jid_->bare();  // RFC 6120 §8.1.1.1: no `to` means the account
+  server_.router().route(Routed{std::move(stanza), *jid_, std::move(to)});
+}
+
+void C2SSession::handle_own_presence(xml::Element&& presence) {
+  std::string_view type = presence.attr("type");
+  if (!type.empty() && type != "unavailable") return;  // probes and subscriptions need a `to`
+  available_ = type.empty();
+  if (!available_) {
+    // RFC 6121 §4.5.2: unavailable also goes to everyone given directed presence.
+    for (const auto& to : directed_) {
+      auto target = Jid::parse(to);
+      if (!target) continue;
+      xml::Element copy = presence;
+      copy.set_attr("to", to);
+      server_.router().route(Routed{std::move(copy), *jid_, *target});
+    }
+    directed_.clear();
+  }
+  server_.router().broadcast_own_presence(Routed{std::move(presence), *jid_, jid_->bare()}, id_);
+}
+
+}  // namespace stanzad::xmpp

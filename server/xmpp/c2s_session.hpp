@@ -1,0 +1,130 @@
+// A client-to-server session: RFC 6120 §4 streams, §5 STARTTLS, §6 SASL, §7 binding, and
+// XEP-0368 direct TLS. Lives on one shard for its whole life.
+#pragma once
+
+#include <array>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+
+#include "net/shard.hpp"
+#include "xml/stream_parser.hpp"
+#include "xmpp/jid.hpp"
+#include "xmpp/sasl.hpp"
+
+namespace stanzad::xmpp {
+
+class Server;
+
+class C2SSession : public std::enable_shared_from_this<C2SSession>,
+                   private xml::StreamParser::Handler {
+ public:
+  C2SSession(Server& server, net::Shard& shard, boost::asio::ip::tcp::socket socket,
+             bool direct_tls);
+  ~C2SSession() override;
+
+  void start();
+
+  // Both run on this session's shard only.
+  void deliver(xml::Element stanza);
+  void close_with_stream_error(std::string_view condition, std::string_view text = {});
+
+  std::uint64_t id() const { return id_; }
+
+ private:
+  enum class State {
+    tls_handshake,  // direct TLS: handshake before any XML
+    stream_header,  // waiting for <stream:stream>
+    negotiating,    // features sent; STARTTLS or SASL next
+    starttls,       // <proceed/> sent; TLS handshake follows
+    authenticated,  // SASL succeeded; waiting for the restarted stream
+    binding,        // stream restarted; waiting for resource binding
+    bound,          // a full JID: stanzas are routed
+    closing,
+    closed,
+  };
+
+  // StreamParser::Handler
+  void on_stream_open(const xml::StreamHeader& header) override;
+  void on_stanza(xml::Element&& stanza) override;
+  void on_stream_close() override;
+
+  void do_read();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  void do_handshake();
+  void on_handshake(const boost::system::error_code& ec);
+  void send(std::string_view data);
+  void send(const xml::Element& el);
+  void do_write();
+  void on_write(const boost::system::error_code& ec, std::size_t n);
+  void after_flush(std::function<void()> fn);
+  void close_transport();
+  void closed();
+  void leave();
+  void restart_stream();
+
+  void handle_stanza(xml::Element&& stanza);
+  void handle_negotiation(xml::Element&& el);
+  void handle_auth(xml::Element&& el);
+  void handle_sasl_response(xml::Element&& el);
+  void scram_client_first(std::string_view message);
+  void plain_auth(std::string_view message);
+  void sasl_fail(sasl::Failure failure, std::string_view why);
+  void sasl_succeed(std::string username, std::string additional_data);
+  void handle_bind_phase(xml::Element&& el);
+  void handle_bind(xml::Element&& iq);
+  void handle_bound(xml::Element&& stanza);
+  void handle_own_presence(xml::Element&& presence);
+  void reply_error(const xml::Element& stanza, std::string_view condition,
+                   std::string_view text = {});
+  void send_stream_header();
+  void send_features();
+  void wait_for(bool waiting);
+  void arm_negotiation_timer();
+
+  Server& server_;
+  net::Shard& shard_;
+  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  const std::uint64_t id_;
+  const bool direct_tls_;
+  std::string peer_;
+  State state_;
+  bool tls_ = false;
+  bool header_sent_ = false;
+  bool reading_ = false;
+  bool waiting_ = false;              // an asynchronous step (credentials, binding) is pending
+  bool in_parser_ = false;            // inside a StreamParser callback
+  bool left_ = false;                 // unbound from the router
+  std::deque<xml::Element> backlog_;  // stanzas that arrived while waiting_
+
+  xml::StreamParser parser_;
+  std::array<char, 8192> read_buf_;
+  std::string out_;      // bytes queued for the next write
+  std::string writing_;  // bytes of the write in flight
+  bool write_in_flight_ = false;
+  std::vector<std::function<void()>> flushed_;
+  boost::asio::steady_timer timer_;
+
+  std::string stream_id_;
+  std::string host_;
+  std::string lang_ = "en";
+  enum class ScramStep { client_first, waiting, client_final };
+  std::unique_ptr<sasl::ScramServer> scram_;
+  sasl::Hash scram_hash_ = sasl::Hash::sha256;
+  ScramStep scram_step_ = ScramStep::client_first;
+  bool plain_pending_ = false;
+  std::string sasl_user_;
+  unsigned sasl_failures_ = 0;
+  std::string username_;
+  std::optional<Jid> jid_;  // full JID once bound
+  bool available_ = false;
+  std::set<std::string> directed_;  // full JIDs given directed presence (RFC 6121 §4.6)
+};
+
+}  // namespace stanzad::xmpp

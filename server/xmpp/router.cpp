@@ -1,0 +1,259 @@
+// Routing between local sessions, RFC 6121 §8, over the shard-per-core model.
+#include "xmpp/router.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "xmpp/c2s_session.hpp"
+#include "xmpp/namespaces.hpp"
+
+namespace stanzad::xmpp {
+
+Router::Router(net::ShardSet& shards, std::vector<std::string> hosts)
+    : shards_(shards), hosts_(std::move(hosts)), owned_(shards.size()) {}
+
+bool Router::is_local_host(std::string_view domain) const {
+  return std::find(hosts_.begin(), hosts_.end(), domain) != hosts_.end();
+}
+
+Router::Owned& Router::here() {
+  net::Shard* s = net::Shard::current();
+  assert(s != nullptr);
+  return owned_[s->index()];
+}
+
+Router::Resource* Router::Account::find(std::string_view resource) {
+  for (auto& r : resources)
+    if (r.resource == resource) return &r;
+  return nullptr;
+}
+
+void Router::deliver_to(const SessionHandle& h, xml::Element stanza) {
+  h.shard->run([w = h.session, st = std::move(stanza)]() mutable {
+    if (auto s = w.lock()) s->deliver(std::move(st));
+  });
+}
+
+void Router::route(Routed r) {
+  if (!is_local_host(r.to.domain())) {
+    // TODO(#federation): s2s. Until then a remote domain is unreachable (RFC 6120 §10.4.3).
+    bounce(r, "remote-server-not-found");
+    return;
+  }
+  if (r.to.node().empty()) {
+    route_to_host(std::move(r));
+    return;
+  }
+  net::Shard& owner = shards_.owner_of(r.to.bare_str());
+  owner.run([this, r = std::move(r)]() mutable { deliver_local(std::move(r)); });
+}
+
+void Router::bounce(const Routed& r, std::string_view condition, std::string_view text) {
+  if (!may_bounce(r.stanza) || r.from.empty()) return;
+  Routed reply{make_error_reply(r.stanza, condition, text), r.to, r.from};
+  // An error from the server about an address keeps that address as its `from`.
+  route(std::move(reply));
+}
+
+void Router::route_to_host(Routed r) {
+  // RFC 6120 §10.3: the server answers for its domain. Host-addressed handlers arrive with
+  // the plugin pipeline; the core answers what it knows and refuses the rest.
+  const xml::Element& st = r.stanza;
+  if (st.name() == "iq") {
+    std::string_view type = st.attr("type");
+    if (type == "get" || type == "set") bounce(r, "service-unavailable");
+  }
+  // Messages and presence to the bare domain have no recipient in the core: dropped,
+  // as RFC 6121 §8.5.1 allows for entities that do not exist.
+}
+
+void Router::deliver_local(Routed r) {
+  Owned& owned = here();
+  auto it = owned.accounts.find(r.to.bare_str());
+  Account* account = it == owned.accounts.end() ? nullptr : &it->second;
+  const std::string_view kind = r.stanza.name();
+  const std::string_view type = r.stanza.attr("type");
+
+  if (!r.to.is_bare()) {
+    Resource* res = account ? account->find(r.to.resource()) : nullptr;
+    if (kind == "iq") {
+      if (res) {
+        deliver_to(res->handle, std::move(r.stanza));
+      } else if (type == "get" || type == "set") {
+        bounce(r, "service-unavailable");  // §8.5.3.2.1
+      }
+      return;
+    }
+    if (kind == "message") {
+      if (res) {
+        deliver_to(res->handle, std::move(r.stanza));
+        return;
+      }
+      if (type == "groupchat") {
+        bounce(r, "service-unavailable");  // §8.5.3.2.1
+        return;
+      }
+      if (type == "error") return;
+      deliver_to_bare(std::move(r), account);  // chat/normal/headline: as if to the bare JID
+      return;
+    }
+    // presence to a full JID
+    if (type.empty() || type == "unavailable") {
+      if (res) deliver_to(res->handle, std::move(r.stanza));  // else silently ignored
+      return;
+    }
+    if (type == "probe" || type == "error") {
+      if (res) deliver_to(res->handle, std::move(r.stanza));
+      return;
+    }
+    deliver_to_bare(std::move(r), account);  // subscription states act on the bare JID
+    return;
+  }
+  deliver_to_bare(std::move(r), account);
+}
+
+void Router::deliver_to_bare(Routed r, Account* account) {
+  const std::string_view kind = r.stanza.name();
+  const std::string_view type = r.stanza.attr("type");
+
+  if (kind == "iq") {
+    // §8.5.2: an iq to the bare JID is handled by the server on the account's behalf.
+    // Handlers (roster, vCard…) come with the plugin pipeline.
+    if (type == "get" || type == "set") bounce(r, "service-unavailable");
+    return;
+  }
+
+  std::vector<Resource*> targets;
+  if (account) {
+    if (kind == "message") {
+      // §8.5.2.1.1: the available resources of highest non-negative priority; headline
+      // goes to every non-negative one.
+      int best = -1;
+      for (auto& res : account->resources)
+        if (res.available && res.priority >= 0) best = std::max(best, res.priority);
+      for (auto& res : account->resources)
+        if (res.available && res.priority >= 0 && (type == "headline" || res.priority == best))
+          targets.push_back(&res);
+    } else {
+      // presence: every available resource (§8.5.2.1.1).
+      if (type == "probe") return;  // answered by the presence plugin, not the core
+      for (auto& res : account->resources)
+        if (res.available) targets.push_back(&res);
+    }
+  }
+
+  if (targets.empty()) {
+    if (kind == "message") {
+      // §8.5.2.2: no available resource. The offline store is a plugin (message/offline);
+      // without one, the sender learns the message was not delivered.
+      if (type == "error" || type == "headline") return;
+      bounce(r, "service-unavailable");
+    }
+    return;  // presence for nobody is dropped (§8.5.2.2.2)
+  }
+  for (std::size_t i = 0; i + 1 < targets.size(); ++i) deliver_to(targets[i]->handle, r.stanza);
+  deliver_to(targets.back()->handle, std::move(r.stanza));
+}
+
+void Router::bind(const Jid& full, SessionHandle handle, std::function<void()> done) {
+  net::Shard& owner = shards_.owner_of(full.bare_str());
+  owner.run([this, full, handle = std::move(handle), done = std::move(done)]() mutable {
+    Account& account = here().accounts[full.bare_str()];
+    if (Resource* old = account.find(full.resource())) {
+      // RFC 6120 §7.7.2.2: the newer session wins; the older one is told why it ends.
+      spdlog::info("c2s replacing session jid={} old={} new={}", full.str(), old->handle.id,
+                   handle.id);
+      old->handle.shard->run([w = old->handle.session]() {
+        if (auto s = w.lock()) s->close_with_stream_error("conflict", "replaced by a new session");
+      });
+      old->handle = handle;
+      old->available = false;
+      old->priority = 0;
+      old->presence.reset();
+    } else {
+      account.resources.push_back(Resource{full.resource(), handle, false, 0, std::nullopt});
+    }
+    handle.shard->run(std::move(done));
+  });
+}
+
+void Router::unbind(const Jid& full, std::uint64_t session_id) {
+  net::Shard& owner = shards_.owner_of(full.bare_str());
+  owner.run([this, full, session_id] {
+    Owned& owned = here();
+    auto it = owned.accounts.find(full.bare_str());
+    if (it == owned.accounts.end()) return;
+    Account& account = it->second;
+    auto res = std::find_if(account.resources.begin(), account.resources.end(),
+                            [&](const Resource& r) { return r.handle.id == session_id; });
+    if (res == account.resources.end()) return;  // already replaced
+    bool was_available = res->available;
+    account.resources.erase(res);
+    if (was_available) {
+      // RFC 6121 §4.5.2: the account's other resources learn this one is gone.
+      xml::Element unavailable("presence", std::string(ns::client));
+      unavailable.set_attr("type", "unavailable");
+      unavailable.set_attr("from", full.str());
+      for (auto& other : account.resources) {
+        if (!other.available) continue;
+        xml::Element copy = unavailable;
+        copy.set_attr("to", full.bare_str() + "/" + other.resource);
+        deliver_to(other.handle, std::move(copy));
+      }
+    }
+    if (account.resources.empty()) owned.accounts.erase(it);
+  });
+}
+
+void Router::broadcast_own_presence(Routed r, std::uint64_t session_id) {
+  net::Shard& owner = shards_.owner_of(r.from.bare_str());
+  owner.run([this, r = std::move(r), session_id]() mutable {
+    Owned& owned = here();
+    auto it = owned.accounts.find(r.from.bare_str());
+    if (it == owned.accounts.end()) return;
+    Account& account = it->second;
+    Resource* self = account.find(r.from.resource());
+    if (!self || self->handle.id != session_id) return;
+
+    const bool available = r.stanza.attr("type").empty();
+    const bool initial = available && !self->available;
+    int priority = 0;
+    if (available) {
+      std::string p = r.stanza.child_text("priority", ns::client);
+      if (!p.empty()) {
+        try {
+          priority = std::clamp(std::stoi(p), -128, 127);
+        } catch (const std::exception&) {
+          priority = 0;
+        }
+      }
+    }
+    self->available = available;
+    self->priority = priority;
+    if (available) {
+      self->presence = r.stanza;
+    } else {
+      self->presence.reset();
+    }
+
+    // §4.2.2 / §4.4.2: to every available resource of the account, this one included.
+    for (auto& res : account.resources) {
+      if (!res.available && res.handle.id != session_id) continue;
+      xml::Element copy = r.stanza;
+      copy.set_attr("to", r.from.bare_str() + "/" + res.resource);
+      deliver_to(res.handle, std::move(copy));
+    }
+    if (initial) {
+      // A resource coming online learns which of its siblings are online.
+      for (auto& res : account.resources) {
+        if (res.handle.id == session_id || !res.available || !res.presence) continue;
+        xml::Element copy = *res.presence;
+        copy.set_attr("to", r.from.str());
+        deliver_to(self->handle, std::move(copy));
+      }
+    }
+  });
+}
+
+}  // namespace stanzad::xmpp

@@ -1,0 +1,80 @@
+// Routing between local sessions, RFC 6121 §8, over the shard-per-core model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "net/shard.hpp"
+#include "xml/element.hpp"
+#include "xmpp/jid.hpp"
+#include "xmpp/stanza.hpp"
+
+namespace stanzad::xmpp {
+
+class C2SSession;
+
+// How the owner shard reaches a session that lives on another (or the same) shard.
+struct SessionHandle {
+  std::uint64_t id = 0;
+  net::Shard* shard = nullptr;
+  std::weak_ptr<C2SSession> session;
+};
+
+class Router {
+ public:
+  Router(net::ShardSet& shards, std::vector<std::string> hosts);
+
+  bool is_local_host(std::string_view domain) const;
+
+  // Routes a stanza whose `from` was stamped by the core. Callable on any shard; the
+  // work moves to the owner shard of the target entity.
+  void route(Routed r);
+
+  // Returns an error to the sender of `r` (nothing if §8.3.1 forbids it).
+  void bounce(const Routed& r, std::string_view condition, std::string_view text = {});
+
+  // Binds a full JID (RFC 6120 §7). On the owner shard; an older session with the same
+  // full JID gets a `conflict` stream error. `done` runs on the session's shard.
+  void bind(const Jid& full, SessionHandle handle, std::function<void()> done);
+  // Forgets a session; broadcasts its unavailable presence to the account's other
+  // resources if it was available.
+  void unbind(const Jid& full, std::uint64_t session_id);
+  // A presence broadcast from a session (RFC 6121 §4.2, §4.5): updates availability and
+  // priority and delivers the presence to every available resource of the account.
+  void broadcast_own_presence(Routed r, std::uint64_t session_id);
+
+  // Delivers to a session on its shard; dropped if the session is gone.
+  static void deliver_to(const SessionHandle& h, xml::Element stanza);
+
+ private:
+  struct Resource {
+    std::string resource;
+    SessionHandle handle;
+    bool available = false;
+    int priority = 0;
+    std::optional<xml::Element> presence;  // last broadcast presence, for new resources
+  };
+  struct Account {
+    std::vector<Resource> resources;
+    Resource* find(std::string_view resource);
+  };
+  struct Owned {
+    std::unordered_map<std::string, Account> accounts;  // by bare JID
+  };
+
+  Owned& here();
+  void deliver_local(Routed r);
+  void deliver_to_bare(Routed r, Account* account);
+  void route_to_host(Routed r);
+
+  net::ShardSet& shards_;
+  std::vector<std::string> hosts_;
+  std::vector<Owned> owned_;  // indexed by shard; touched only by that shard's thread
+};
+
+}  // namespace stanzad::xmpp

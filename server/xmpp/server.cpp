@@ -1,0 +1,183 @@
+// The server: shards, listeners, TLS, accounts and the router, wired from a Config.
+#include "xmpp/server.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
+
+#include <boost/asio/steady_timer.hpp>
+#include <stdexcept>
+#include <thread>
+
+#include "net/tls.hpp"
+#include "xmpp/c2s_session.hpp"
+
+namespace stanzad::xmpp {
+
+namespace asio = boost::asio;
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+namespace {
+
+unsigned shard_count(const config::Config& c) {
+  if (c.shards != 0) return c.shards;
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+net::CertificatePaths certificate_paths(const config::Config& c) {
+  if (c.certificate.empty()) return net::ensure_self_signed(c.data_dir, c.hosts);
+  return {c.certificate, c.private_key};
+}
+
+}  // namespace
+
+Server::Server(config::Config config)
+    : config_(std::move(config)),
+      shards_(shard_count(config_)),
+      router_(shards_, config_.hosts),
+      accounts_(std::make_unique<storage::AccountStore>(config_.data_dir)),
+      workers_(2),
+      tls_(net::make_server_context(certificate_paths(config_))),
+      per_shard_(shards_.size()) {}
+
+Server::~Server() {
+  shards_.stop();
+  shards_.join();
+  workers_.stop();
+}
+
+void Server::raise_fd_limit() {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit raised = lim;
+    raised.rlim_cur = lim.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) lim = raised;
+  }
+  // A few descriptors go to listeners, the database, logs and the event loops.
+  const auto reserve = 32 + 4 * shards_.size();
+  const auto sessions = lim.rlim_cur > reserve ? lim.rlim_cur - reserve : 0;
+  spdlog::info("stanzad file descriptor limit={} can hold about {} sessions",
+               static_cast<unsigned long long>(lim.rlim_cur),
+               static_cast<unsigned long long>(sessions));
+}
+
+void Server::open_listeners() {
+  for (const auto& lc : config_.listeners) {
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(lc.address, ec);
+    if (ec) throw std::runtime_error("cannot listen on '" + lc.address + "': not an IP address");
+    asio::ip::tcp::endpoint endpoint(address, lc.port);
+    const bool direct_tls = lc.kind == config::ListenerKind::c2s_direct_tls;
+    // One acceptor per shard on the same port: the kernel spreads connections (SO_REUSEPORT)
+    // and each shard accepts its own, with no hand-off between threads.
+    for (unsigned i = 0; i < shards_.size(); ++i) {
+      auto l = std::make_unique<Listener>();
+      l->shard = &shards_.at(i);
+      l->direct_tls = direct_tls;
+      l->acceptor = std::make_unique<asio::ip::tcp::acceptor>(l->shard->context());
+      auto& a = *l->acceptor;
+      a.open(endpoint.protocol(), ec);
+      if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) a.set_option(reuse_port(true), ec);
+      if (!ec) a.bind(endpoint, ec);
+      if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec)
+        throw std::runtime_error("cannot listen on " + lc.address + ":" + std::to_string(lc.port) +
+                                 ": " + ec.message());
+      listeners_.push_back(std::move(l));
+    }
+    spdlog::info("listener up kind={} address={} port={}", direct_tls ? "c2s-tls" : "c2s",
+                 lc.address, lc.port);
+  }
+}
+
+void Server::do_accept(Listener& l) {
+  l.acceptor->async_accept([this, &l](const boost::system::error_code& ec,
+                                      asio::ip::tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || stopping_) return;
+    if (ec) {
+      // Out of descriptors or a transient error: wait a little instead of spinning.
+      spdlog::warn("listener accept failed error={}", ec.message());
+      auto timer =
+          std::make_shared<asio::steady_timer>(l.shard->context(), std::chrono::milliseconds(100));
+      timer->async_wait([this, &l, timer](const boost::system::error_code&) { do_accept(l); });
+      return;
+    }
+    auto session = std::make_shared<C2SSession>(*this, *l.shard, std::move(socket), l.direct_tls);
+    session_opened(session);
+    session->start();
+    do_accept(l);
+  });
+}
+
+void Server::session_opened(const std::shared_ptr<C2SSession>& s) {
+  per_shard_[net::Shard::current()->index()].sessions.emplace(s->id(), s);
+}
+
+void Server::session_closed(std::uint64_t id) {
+  per_shard_[net::Shard::current()->index()].sessions.erase(id);
+}
+
+void Server::run() {
+  raise_fd_limit();
+  open_listeners();
+  for (auto& l : listeners_) do_accept(*l);
+
+  asio::signal_set signals(shards_.at(0).context(), SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int signo) {
+    if (ec) return;
+    spdlog::info("stanzad received signal={} shutting down", signo);
+    shutdown();
+  });
+
+  for (const auto& host : config_.hosts) {
+    if (accounts_->list(host).empty())
+      spdlog::info(
+          "host={} has no accounts yet: create one with 'stanzactl adduser you@{} PASSWORD'", host,
+          host);
+  }
+  spdlog::info("stanzad started hosts={} shards={} data={}", fmt::join(config_.hosts, ","),
+               shards_.size(), config_.data_dir.string());
+  shards_.start();
+  shards_.join();
+  spdlog::info("stanzad stopped");
+}
+
+void Server::shutdown() {
+  if (stopping_.exchange(true)) return;
+  for (unsigned i = 0; i < shards_.size(); ++i) {
+    net::Shard& shard = shards_.at(i);
+    asio::post(shard.context(), [this, &shard] {
+      for (auto& l : listeners_) {
+        if (l->shard != &shard) continue;
+        boost::system::error_code ignored;
+        l->acceptor->close(ignored);
+      }
+      auto& sessions = per_shard_[shard.index()].sessions;
+      std::vector<std::shared_ptr<C2SSession>> live;
+      for (auto& [id, weak] : sessions)
+        if (auto s = weak.lock()) live.push_back(std::move(s));
+      for (auto& s : live) s->close_with_stream_error("system-shutdown", "the server is stopping");
+      // Give pending writes a moment to reach clients, then stop this shard.
+      auto timer = std::make_shared<asio::steady_timer>(shard.context());
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+      auto poll = std::make_shared<std::function<void()>>();
+      *poll = [this, &shard, timer, deadline, poll] {
+        if (per_shard_[shard.index()].sessions.empty() ||
+            std::chrono::steady_clock::now() >= deadline) {
+          shard.stop();
+          *poll = nullptr;  // break the cycle
+          return;
+        }
+        timer->expires_after(std::chrono::milliseconds(20));
+        timer->async_wait([poll](const boost::system::error_code&) {
+          if (*poll) (*poll)();
+        });
+      };
+      (*poll)();
+    });
+  }
+}
+
+}  // namespace stanzad::xmpp

@@ -1,0 +1,169 @@
+// stanzactl: add, change, remove and list accounts in the configured data directory.
+#include <termios.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <exception>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "config/config.hpp"
+#include "storage/account_store.hpp"
+#include "xmpp/jid.hpp"
+
+namespace {
+
+using stanzad::storage::AccountStore;
+
+// Every failure ends here: one line on stderr and a non-zero exit.
+struct Failure {
+  std::string message;
+  int code = 1;
+};
+
+[[noreturn]] void fail(std::string message) { throw Failure{std::move(message)}; }
+
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+struct Account {
+  std::string username, host;
+  std::string jid() const { return username + "@" + host; }
+};
+
+bool is_host(const stanzad::config::Config& config, const std::string& host) {
+  return std::find(config.hosts.begin(), config.hosts.end(), host) != config.hosts.end();
+}
+
+// A bare JID with a node, on one of the configured hosts, normalized.
+Account account(const stanzad::config::Config& config, const std::string& text) {
+  auto jid = stanzad::xmpp::Jid::parse(text);
+  if (!jid) fail("'" + text + "' is not a valid JID");
+  if (!jid->is_bare() || jid->node().empty()) fail("'" + text + "' is not a bare JID user@host");
+  if (!is_host(config, jid->domain())) {
+    fail(jid->domain() + " is not a host in " + config.source.string());
+  }
+  return {jid->node(), jid->domain()};
+}
+
+// The password from the command line, or else one line from standard input (not echoed on a
+// terminal), so that it need not show in the process list or the shell history.
+std::string password(const std::optional<std::string>& given) {
+  std::string pw;
+  if (given) {
+    pw = *given;
+  } else {
+    bool tty = ::isatty(STDIN_FILENO) != 0;
+    termios saved{};
+    if (tty) {
+      std::fputs("password: ", stderr);
+      ::tcgetattr(STDIN_FILENO, &saved);
+      termios quiet = saved;
+      quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+      ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    std::getline(std::cin, pw);
+    if (tty) {
+      ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+      std::fputs("\n", stderr);
+    }
+    if (!pw.empty() && pw.back() == '\r') pw.pop_back();
+  }
+  if (pw.empty()) fail("the password must not be empty");
+  return pw;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("stanzactl: administer a stanzad server's accounts", "stanzactl");
+  app.set_version_flag("--version", "stanzactl " STANZAD_VERSION);
+  app.require_subcommand(1);
+  std::string config_file = STANZAD_DEFAULT_CONFIG;
+  app.add_option("-c,--config", config_file, "configuration file")
+      ->capture_default_str()
+      ->option_text("FILE");
+
+  std::string jid;
+  std::optional<std::string> pw;
+  std::optional<std::string> host;
+
+  auto* adduser = app.add_subcommand("adduser", "create an account");
+  adduser->add_option("JID", jid, "bare JID, user@host")->required();
+  adduser->add_option("PASSWORD", pw, "password; read from standard input when omitted");
+  auto* passwd = app.add_subcommand("passwd", "change an account's password");
+  passwd->add_option("JID", jid, "bare JID, user@host")->required();
+  passwd->add_option("PASSWORD", pw, "password; read from standard input when omitted");
+  auto* deluser = app.add_subcommand("deluser", "remove an account");
+  deluser->add_option("JID", jid, "bare JID, user@host")->required();
+  auto* list = app.add_subcommand("list", "list accounts, one JID a line");
+  list->add_option("HOST", host, "only this host");
+
+  try {
+    try {
+      app.parse(argc, argv);
+    } catch (const CLI::Success& e) {
+      return app.exit(e);  // --help, --version
+    } catch (const CLI::ParseError& e) {
+      throw Failure{std::string(e.what()) + " (see stanzactl --help)", 2};
+    }
+
+    auto config = stanzad::config::load(config_file);
+    std::uint32_t iterations = config.limits.scram_iterations;
+
+    if (adduser->parsed()) {
+      Account a = account(config, jid);
+      std::string secret = password(pw);
+      AccountStore store(config.data_dir);
+      if (store.create(a.host, a.username, secret, iterations) == AccountStore::Result::exists) {
+        fail("user " + a.jid() + " already exists");
+      }
+      std::cout << "created user " << a.jid() << "\n";
+    } else if (passwd->parsed()) {
+      Account a = account(config, jid);
+      std::string secret = password(pw);
+      AccountStore store(config.data_dir);
+      if (store.set_password(a.host, a.username, secret, iterations) ==
+          AccountStore::Result::not_found) {
+        fail("no user " + a.jid());
+      }
+      std::cout << "changed password of " << a.jid() << "\n";
+    } else if (deluser->parsed()) {
+      Account a = account(config, jid);
+      AccountStore store(config.data_dir);
+      if (store.remove(a.host, a.username) == AccountStore::Result::not_found) {
+        fail("no user " + a.jid());
+      }
+      std::cout << "deleted user " << a.jid() << "\n";
+    } else if (list->parsed()) {
+      std::string only;
+      if (host) {
+        auto prepped = stanzad::xmpp::Jid::prep_domain(*host);
+        if (!prepped) fail("'" + *host + "' is not a valid host name");
+        if (!is_host(config, *prepped))
+          fail(*prepped + " is not a host in " + config.source.string());
+        only = *prepped;
+      }
+      AccountStore store(config.data_dir);
+      for (const auto& j : store.list(only)) std::cout << j << "\n";
+    }
+    std::cout.flush();
+    if (!std::cout) fail("cannot write to standard output");
+    return 0;
+  } catch (const Failure& f) {
+    std::cerr << "stanzactl: " << one_line(f.message) << "\n";
+    return f.code;
+  } catch (const std::exception& e) {
+    std::cerr << "stanzactl: " << one_line(e.what()) << "\n";
+    return 1;
+  }
+}
