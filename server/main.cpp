@@ -15,7 +15,8 @@ constexpr const char* usage =
     "\n"
     "Runs the stanzad XMPP server.\n"
     "\n"
-    "  -c, --config FILE  configuration file (default: " STANZAD_DEFAULT_CONFIG ")\n"
+    "  -c, --config FILE  configuration file (default: " STANZAD_DEFAULT_CONFIG
+    ")\n"
     "  -h, --help         print this help and exit\n"
     "  -V, --version      print the version and exit\n"
     "\n"
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
     server.run();
   } catch (const std::exception& e) {
     spdlog::critical("stanzad cannot start: {}", e.what());
-    std::cerr << "stanzad: " << e.what() << "\n";
+    // The log may be a file: the operator at the terminal gets the reason too.
+    if (!config.log_file.empty()) std::cerr << "stanzad: " << e.what() << "\n";
     return 1;
   }
   return 0;

@@ -1,5 +1,4 @@
-// Reads conf/stanzad.xml: one table of elements, each read by a small function
-// (docs/configuration.md).
+// Reads conf/stanzad.xml: a table of elements, each read by one small function.
 #include "config/config.hpp"
 
 #include <arpa/inet.h>

@@ -1,8 +1,8 @@
 // Shard-per-core runtime: one io_context per thread, entities owned by hash(bare JID) % N.
 #pragma once
 
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <cstdint>
 #include <memory>
@@ -13,7 +13,7 @@
 namespace stanzad::net {
 
 class Shard {
-public:
+ public:
   explicit Shard(unsigned index) : index_(index) {}
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -40,7 +40,7 @@ public:
   void stop() { ctx_.stop(); }
   void join();
 
-private:
+ private:
   unsigned index_;
   boost::asio::io_context ctx_{1};
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{
@@ -49,7 +49,7 @@ private:
 };
 
 class ShardSet {
-public:
+ public:
   explicit ShardSet(unsigned count);
 
   unsigned size() const { return static_cast<unsigned>(shards_.size()); }
@@ -63,7 +63,7 @@ public:
   void stop();
   void join();
 
-private:
+ private:
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

@@ -24,9 +24,7 @@ struct Deleter {
 using PkeyPtr = std::unique_ptr<EVP_PKEY, Deleter<EVP_PKEY, EVP_PKEY_free>>;
 using X509Ptr = std::unique_ptr<X509, Deleter<X509, X509_free>>;
 
-[[noreturn]] void fail(const std::string& what) {
-  throw std::runtime_error(what);
-}
+[[noreturn]] void fail(const std::string& what) { throw std::runtime_error(what); }
 
 void write_pem(const std::filesystem::path& path, bool secret, auto&& writer) {
   auto tmp = path;
@@ -85,8 +83,7 @@ CertificatePaths ensure_self_signed(const std::filesystem::path& dir,
   write_pem(paths.private_key, true, [&](FILE* f) {
     return PEM_write_PrivateKey(f, key.get(), nullptr, nullptr, 0, nullptr, nullptr) == 1;
   });
-  write_pem(paths.certificate, false,
-            [&](FILE* f) { return PEM_write_X509(f, cert.get()) == 1; });
+  write_pem(paths.certificate, false, [&](FILE* f) { return PEM_write_X509(f, cert.get()) == 1; });
   spdlog::info("tls made a self-signed ECDSA P-256 certificate file={} hosts={}",
                paths.certificate.string(), san);
   return paths;
@@ -97,8 +94,8 @@ std::shared_ptr<boost::asio::ssl::context> make_server_context(const Certificate
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_options(
+      native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_cipher_list(native,
                           "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
                           "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"

@@ -1,10 +1,11 @@
 // A small pool for blocking work (SQL, password hashing); results complete on the asking shard.
 #pragma once
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <exception>
-#include <spdlog/spdlog.h>
 #include <type_traits>
 #include <utility>
 
@@ -13,7 +14,7 @@
 namespace stanzad::net {
 
 class WorkerPool {
-public:
+ public:
   explicit WorkerPool(unsigned threads) : pool_(threads == 0 ? 1 : threads) {}
   ~WorkerPool() { stop(); }
 
@@ -26,15 +27,14 @@ public:
       using R = std::invoke_result_t<Work&>;
       try {
         R result = work();
-        boost::asio::post(shard.context(), [done = std::move(done),
-                                            result = std::move(result)]() mutable {
-          done(std::move(result));
-        });
+        boost::asio::post(shard.context(),
+                          [done = std::move(done), result = std::move(result)]() mutable {
+                            done(std::move(result));
+                          });
       } catch (const std::exception& e) {
-        boost::asio::post(shard.context(), [failed = std::move(failed),
-                                            what = std::string(e.what())]() mutable {
-          failed(what);
-        });
+        boost::asio::post(
+            shard.context(),
+            [failed = std::move(failed), what = std::string(e.what())]() mutable { failed(what); });
       }
     });
   }
@@ -44,7 +44,7 @@ public:
     pool_.join();
   }
 
-private:
+ private:
   boost::asio::thread_pool pool_;
 };
 

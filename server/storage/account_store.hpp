@@ -1,5 +1,4 @@
-// Accounts and their salted SCRAM-SHA-1/SHA-256 keys (RFC 5802, RFC 7677) in
-// <data_dir>/stanzad.sqlite.
+// Accounts and salted SCRAM-SHA-1/-256 keys (RFC 5802, RFC 7677) in <data_dir>/stanzad.sqlite.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,4 @@
-// A thin RAII layer over one SQLite connection: open with stanzad's pragmas, prepared statements,
-// and schema migration (schema/sqlite/).
+// A thin RAII layer over one SQLite connection: pragmas, prepared statements, migrations.
 #pragma once
 
 #include <cstdint>

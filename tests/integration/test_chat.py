@@ -20,6 +20,20 @@ async def login(server, jid, password, mech="SCRAM-SHA-256"):
     return client
 
 
+async def go_online(client):
+    """Sends initial presence and waits for the server's echo (RFC 6121 §4.2.2), after which
+    the router knows the resource is available."""
+    echoed = asyncio.get_running_loop().create_future()
+
+    def on_presence(p):
+        if p["from"] == client.boundjid and not echoed.done():
+            echoed.set_result(True)
+    client.add_event_handler("presence_available", on_presence)
+    client.send_presence()
+    await asyncio.wait_for(echoed, 10)
+    client.del_event_handler("presence_available", on_presence)
+
+
 class Chat(unittest.TestCase):
     def test_romeo_and_juliet_chat_both_ways(self):
         with Server(users=USERS) as server:
@@ -32,8 +46,8 @@ class Chat(unittest.TestCase):
                 self.assertIn(tls.version(), ("TLSv1.2", "TLSv1.3"))
                 self.assertEqual(str(romeo.boundjid), f"romeo@{HOST}/orchard")
 
-                romeo.send_presence()
-                juliet.send_presence()
+                await go_online(romeo)
+                await go_online(juliet)
                 romeo.send_message(mto=f"juliet@{HOST}", mbody="But soft, what light", mtype="chat")
                 msg = await asyncio.wait_for(juliet.inbox.get(), 10)
                 self.assertEqual(msg["body"], "But soft, what light")
@@ -55,8 +69,7 @@ class Chat(unittest.TestCase):
             async def scenario():
                 romeo = await login(server, f"romeo@{HOST}/orchard", "r0meo-secret")
                 juliet = await login(server, f"juliet@{HOST}/balcony", "jul1et-secret")
-                juliet.send_presence()
-                await asyncio.sleep(0.2)  # presence reaches the router before the flood
+                await go_online(juliet)
                 count = 1000
                 for i in range(count):
                     romeo.send_message(mto=f"juliet@{HOST}", mbody=f"line {i}", mtype="chat")

@@ -88,9 +88,10 @@ int main(int argc, char** argv) {
   CLI::App app("stanzactl: administer a stanzad server's accounts", "stanzactl");
   app.set_version_flag("--version", "stanzactl " STANZAD_VERSION);
   app.require_subcommand(1);
+  app.fallthrough();  // --config may also follow the subcommand
   std::string config_file = STANZAD_DEFAULT_CONFIG;
-  app.add_option("-c,--config", config_file, "configuration file")
-      ->capture_default_str()
+  app.add_option("-c,--config", config_file,
+                 "configuration file (default: " STANZAD_DEFAULT_CONFIG ")")
       ->option_text("FILE");
 
   std::string jid;
