@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
     std::cerr << "stanzad: " << e.what() << "\n";
     return 1;
   }
+  const bool logs_to_file = !config.log_file.empty();
   try {
     setup_logging(config);
     stanzad::xmpp::Server server(std::move(config));
@@ -70,7 +71,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     spdlog::critical("stanzad cannot start: {}", e.what());
     // The log may be a file: the operator at the terminal gets the reason too.
-    if (!config.log_file.empty()) std::cerr << "stanzad: " << e.what() << "\n";
+    if (logs_to_file) std::cerr << "stanzad: " << e.what() << "\n";
     return 1;
   }
   return 0;
