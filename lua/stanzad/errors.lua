@@ -1,0 +1,34 @@
+-- lua/stanzad/errors.lua: stanza error objects (RFC 6120 §8.3) for Lua plugins.
+--
+-- A handler that returns (or raises with error()) one of these makes the core bounce that
+-- error to the sender:  return errors.new("modify", "policy-violation", "body too long")
+local errors = {};
+
+local error_mt = {};
+error_mt.__index = error_mt;
+
+function error_mt:__tostring()
+	if self.text then
+		return ("%s/%s: %s"):format(self.type or "cancel", self.condition, self.text);
+	end
+	return ("%s/%s"):format(self.type or "cancel", self.condition);
+end
+
+-- new(type, condition, text) or new{ type = , condition = , text = }.
+-- type: "cancel", "modify", "auth", "wait" or "continue" (nil: the condition's usual one).
+function errors.new(type, condition, text)
+	if _G.type(type) == "table" then
+		return setmetatable({ type = type.type, condition = type.condition or "undefined-condition",
+			text = type.text }, error_mt);
+	end
+	if _G.type(condition) ~= "string" then
+		error("errors.new(type, condition, text): condition must be a string", 2);
+	end
+	return setmetatable({ type = type, condition = condition, text = text }, error_mt);
+end
+
+function errors.is_error(e)
+	return getmetatable(e) == error_mt;
+end
+
+return errors;
