@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -165,6 +166,21 @@ class Element {
     return (p.is_absolute() ? p : doc_.base() / p).lexically_normal();
   }
 
+  // Every attribute but `except`, with its line: a plugin's options, checked by the plugin.
+  std::vector<std::pair<std::string, PluginOption>> rest(std::span<const std::string_view> except) {
+    std::vector<std::pair<std::string, PluginOption>> out;
+    for (auto a : node_.attributes()) {
+      std::string_view name = a.name();
+      if (std::find(except.begin(), except.end(), name) != except.end()) continue;
+      known_.push_back(a.name());
+      out.emplace_back(std::string(name), PluginOption{a.value(), doc_.line_of(a.name())});
+    }
+    return out;
+  }
+
+  pugi::xml_node node() const { return node_; }
+  const Document& doc() const { return doc_; }
+
   // Refuses attributes nobody asked for, text, and (unless `children` lists them) child elements.
   void finish(std::span<const std::string_view> children = {}) const {
     for (auto a : node_.attributes()) {
@@ -219,6 +235,32 @@ void read_log(Element& e, Config& c) {
   c.log_file = e.path("file", "", true);
 }
 
+constexpr std::string_view kPluginFixed[] = {"name", "file"};
+
+void read_plugin_into(Element& e, Config& c, const std::string& host) {
+  PluginSpec spec;
+  spec.name = std::string(e.required("name"));
+  bool ok = !spec.name.empty() && std::all_of(spec.name.begin(), spec.name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+  });
+  if (!ok) e.fail("name", quote(spec.name) + " is not a plugin name (a-z, 0-9, _ and -)");
+  spec.file = e.path("file", "", true);
+  spec.host = host;
+  spec.line = e.line();
+  for (auto& [name, option] : e.rest(kPluginFixed)) spec.options.emplace(name, std::move(option));
+  for (const auto& other : c.plugins)
+    if (other.name == spec.name && other.host == spec.host)
+      e.fail("name", "plugin " + quote(spec.name) + " is already loaded here");
+  c.plugins.push_back(std::move(spec));
+}
+
+void read_plugin(Element& e, Config& c) { read_plugin_into(e, c, ""); }
+
+void read_plugins(Element& e, Config& c) {
+  c.plugin_dir = e.path("directory", "", true);
+  c.lua_dir = e.path("lua-directory", "", true);
+}
+
 void read_host(Element& e, Config& c) {
   std::string_view name = e.required("name");
   auto host = xmpp::Jid::prep_domain(name);
@@ -226,7 +268,12 @@ void read_host(Element& e, Config& c) {
   if (std::find(c.hosts.begin(), c.hosts.end(), *host) != c.hosts.end()) {
     e.fail("name", "duplicate host " + quote(*host));
   }
-  c.hosts.push_back(std::move(*host));
+  c.hosts.push_back(*host);
+  for (pugi::xml_node child : e.node().children("plugin")) {
+    Element p(e.doc(), child, "host/plugin");
+    read_plugin_into(p, c, *host);
+    p.finish();
+  }
 }
 
 void read_tls(Element& e, Config& c) {
@@ -278,16 +325,108 @@ void read_limits(Element& e, Config& c) {
       e.number<std::uint32_t>("scram-iterations", l.scram_iterations, 4096, 10000000);
 }
 
+// The first line of a file, without its line ending: a password file written by `echo`.
+std::optional<std::string> read_secret_file(const fs::path& file, std::string& error) {
+  std::FILE* f = std::fopen(file.c_str(), "rb");
+  if (f == nullptr) {
+    error = file.string() + ": cannot open: " + std::strerror(errno);
+    return std::nullopt;
+  }
+  std::string text;
+  char chunk[4096];
+  std::size_t n;
+  while ((n = std::fread(chunk, 1, sizeof chunk, f)) > 0 && text.size() < (1u << 16))
+    text.append(chunk, n);
+  std::fclose(f);
+  auto end = text.find_first_of("\r\n");
+  if (end != std::string::npos) text.resize(end);
+  return text;
+}
+
+void read_storage(Element& e, Config& c) {
+  Storage& s = c.storage;
+  std::string backend = e.text("backend", "sqlite");
+  if (backend == "sqlite") {
+    s.backend = Storage::Backend::sqlite;
+  } else if (backend == "mysql") {
+    s.backend = Storage::Backend::mysql;
+  } else {
+    e.fail("backend", quote(backend) + " is not a storage backend (sqlite, mysql)");
+  }
+  const bool mysql = s.backend == Storage::Backend::mysql;
+  // Options of the other backend are refused rather than ignored: a misplaced one is a mistake.
+  auto only = [&](std::string_view attr, bool for_mysql) {
+    if (e.raw(attr) && for_mysql != mysql) {
+      e.fail(attr, std::string("applies only to backend=\"") + (for_mysql ? "mysql" : "sqlite") +
+                       "\"");
+    }
+  };
+  for (auto a : {"file", "synchronous"}) only(a, false);
+  for (auto a : {"host", "port", "socket", "database", "user", "password", "password-file",
+                 "password-env", "connect-timeout", "timeout"}) {
+    only(a, true);
+  }
+  s.file = e.path("file", "", true);
+  std::string sync = e.text("synchronous", "full");
+  if (sync != "full" && sync != "normal") {
+    e.fail("synchronous", quote(sync) + " is not full or normal");
+  }
+  s.synchronous_full = sync == "full";
+  s.host = e.text("host", s.host);
+  if (s.host.empty()) e.fail("host", "must not be empty");
+  s.port = e.port("port", s.port);
+  s.socket = e.path("socket", "", true);
+  s.database = e.text("database", s.database);
+  if (s.database.empty() || s.database.size() > 64 ||
+      s.database.find_first_of("`\\/.") != std::string::npos) {
+    e.fail("database", quote(s.database) + " is not a valid database name");
+  }
+  s.user = e.text("user", s.user);
+  auto password = e.raw("password");
+  auto password_file = e.raw("password-file");
+  auto password_env = e.raw("password-env");
+  if ((password ? 1 : 0) + (password_file ? 1 : 0) + (password_env ? 1 : 0) > 1) {
+    e.fail(password_file ? "password-file" : "password-env",
+           "give at most one of password, password-file, password-env");
+  }
+  if (password) s.password = std::string(*password);
+  if (password_file) {
+    std::string error;
+    auto secret = read_secret_file(e.path("password-file", "", false), error);
+    if (!secret) e.fail("password-file", error);
+    s.password = std::move(*secret);
+  }
+  if (password_env) {
+    if (password_env->empty()) e.fail("password-env", "must not be empty");
+    const char* value = std::getenv(std::string(*password_env).c_str());
+    if (value == nullptr) {
+      e.fail("password-env", "environment variable " + quote(*password_env) + " is not set");
+    }
+    s.password = value;
+  }
+  s.connect_timeout = std::chrono::seconds(e.number<unsigned>(
+      "connect-timeout", static_cast<unsigned>(s.connect_timeout.count()), 1, 3600));
+  s.timeout = std::chrono::seconds(
+      e.number<unsigned>("timeout", static_cast<unsigned>(s.timeout.count()), 1, 3600));
+  s.pool_size = e.number<unsigned>("pool-size", s.pool_size, 1, 256);
+  s.queue_limit = e.number<std::size_t>("queue-limit", s.queue_limit, 1, 100000000);
+  s.batch_limit = e.number<std::size_t>("batch-limit", s.batch_limit, 1, 1000000);
+}
+
 struct ElementRule {
   std::string_view name;
   bool repeatable;
   void (*read)(Element&, Config&);
+  std::span<const std::string_view> children = {};
 };
 
+constexpr std::string_view kHostChildren[] = {"plugin"};
+
 constexpr ElementRule kElements[] = {
-    {"server", false, read_server}, {"log", false, read_log}, {"host", true, read_host},
+    {"server", false, read_server}, {"log", false, read_log}, {"host", true, read_host, kHostChildren},
     {"tls", false, read_tls},       {"c2s", true, read_c2s},  {"c2s-tls", true, read_c2s_tls},
-    {"limits", false, read_limits},
+    {"limits", false, read_limits}, {"plugins", false, read_plugins},
+    {"plugin", true, read_plugin},  {"storage", false, read_storage},
 };
 
 }  // namespace
@@ -332,7 +471,7 @@ Config parse(std::string_view text, const fs::path& file) {
       element.fail("may appear only once");
     }
     rule.read(element, config);
-    element.finish();
+    element.finish(rule.children);
   }
 
   std::size_t root_line = doc.line_of(root.name());

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -32,6 +33,43 @@ struct Limits {
   std::uint32_t scram_iterations = 4096;         // for new/changed passwords
 };
 
+// <storage>: where accounts, documents, archives and offline messages live (docs/storage.md).
+struct Storage {
+  enum class Backend { sqlite, mysql };
+  Backend backend = Backend::sqlite;
+  // sqlite
+  std::filesystem::path file;  // absolute; empty = <data_dir>/stanzad.sqlite
+  bool synchronous_full = true;  // fsync every commit (durable across power loss)
+  // mysql
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 3306;
+  std::filesystem::path socket;  // a Unix socket instead of host:port when set
+  std::string database = "stanzad";
+  std::string user = "stanzad";
+  std::string password;  // from password, password-file or password-env
+  std::chrono::seconds connect_timeout{5};
+  std::chrono::seconds timeout{10};  // read and write timeout per query
+  // both
+  unsigned pool_size = 4;          // reading connections (the writer has its own)
+  std::size_t queue_limit = 100000;  // writes waiting to commit; more: resource-constraint
+  std::size_t batch_limit = 2000;    // writes per group-commit transaction
+};
+
+// One <plugin/> element: a plugin to load, globally or for one virtual host, with its
+// options (every attribute but name and file). The plugin manager validates the options
+// against what the plugin declares, naming `file` and the line.
+struct PluginOption {
+  std::string value;
+  std::size_t line = 0;
+};
+struct PluginSpec {
+  std::string name;                // "ping" → libstanzad_ping.so or mod_ping.lua
+  std::string host;                // empty: every host
+  std::filesystem::path file;      // explicit .so or .lua; empty: looked up by name
+  std::map<std::string, PluginOption, std::less<>> options;
+  std::size_t line = 0;
+};
+
 struct Config {
   std::filesystem::path source;    // the file read, absolute (empty for built-in defaults)
   std::vector<std::string> hosts;  // normalized (nameprep) virtual host names, at least one
@@ -42,8 +80,12 @@ struct Config {
   bool require_tls = true;                         // STARTTLS required on the c2s listeners
   unsigned shards = 0;                             // 0 = number of cores
   Limits limits;
+  Storage storage;
   std::string log_level = "info";  // trace|debug|info|warn|error
   std::filesystem::path log_file;  // empty = stderr
+  std::vector<PluginSpec> plugins;       // in configuration order
+  std::filesystem::path plugin_dir;      // shared-library plugins; empty = the built-in default
+  std::filesystem::path lua_dir;         // Lua plugins and runtime; empty = the built-in default
 };
 
 // Reads and validates `file`; relative paths in it resolve against the file's directory.

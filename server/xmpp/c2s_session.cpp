@@ -6,6 +6,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include "plugin/plugin_manager.hpp"
 #include "xml/serializer.hpp"
 #include "xmpp/namespaces.hpp"
 #include "xmpp/server.hpp"
@@ -72,6 +73,15 @@ void C2SSession::arm_negotiation_timer() {
     }
     self->close_with_stream_error("connection-timeout", "stream negotiation took too long");
   });
+}
+
+void C2SSession::fire_session_event(std::string_view name, const Jid* jid) {
+  plugin::Event ev;
+  ev.name = name;
+  ev.session = jid;
+  ev.from = jid;
+  ev.host = host_;
+  server_.pipeline().fire(ev);
 }
 
 // ---- transport -------------------------------------------------------------------------
@@ -225,6 +235,7 @@ void C2SSession::leave() {
   }
   directed_.clear();
   server_.router().unbind(*jid_, id_);
+  fire_session_event("session/closed", &*jid_);
 }
 
 void C2SSession::close_with_stream_error(std::string_view condition, std::string_view text) {
@@ -594,6 +605,7 @@ void C2SSession::sasl_succeed(std::string username, std::string additional_data)
   backlog_.clear();  // anything pipelined belonged to the old stream
   restart_stream();
   spdlog::info("c2s authenticated id={} jid={}@{}", id_, username_, host_);
+  if (auto bare = Jid::make(username_, host_)) fire_session_event("session/authenticated", &*bare);
 }
 
 // ---- resource binding ------------------------------------------------------------------
@@ -643,6 +655,7 @@ void C2SSession::handle_bind(xml::Element&& iq) {
             .add_text(full.str());
         self->send(result);
         spdlog::info("c2s bound id={} jid={} ip={}", self->id_, full.str(), self->peer_);
+        self->fire_session_event("session/bound", &*self->jid_);
         self->wait_for(false);
       });
 }
@@ -651,6 +664,13 @@ void C2SSession::handle_bind(xml::Element&& iq) {
 
 void C2SSession::deliver(xml::Element stanza) {
   if (state_ != State::bound) return;
+  plugin::Event ev;
+  ev.name = "stanza/out";
+  ev.stanza = &stanza;
+  ev.session = &*jid_;
+  ev.host = host_;
+  // Last chance to rewrite or drop (handled): the stanza is serialized once, below.
+  if (server_.pipeline().fire(ev) != SZ_PASS) return;
   send(stanza);
 }
 
@@ -712,6 +732,22 @@ void C2SSession::handle_bound(xml::Element&& stanza) {
         reply_error(stanza, "not-allowed", "this session is already bound");
         return;
       }
+    }
+  }
+
+  {
+    plugin::Event ev;
+    ev.name = "stanza/in";
+    ev.stanza = &stanza;
+    ev.from = &*jid_;
+    ev.to = to.empty() ? nullptr : &to;
+    ev.session = &*jid_;
+    ev.host = host_;
+    sz_verdict v = server_.pipeline().fire(ev);
+    if (v == SZ_HANDLED) return;
+    if (v == SZ_ERROR) {
+      reply_error(stanza, ev.error_condition, ev.error_text);
+      return;
     }
   }
 

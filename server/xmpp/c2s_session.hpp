@@ -84,6 +84,7 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void reply_error(const xml::Element& stanza, std::string_view condition,
                    std::string_view text = {});
   void send_stream_header();
+  void fire_session_event(std::string_view name, const Jid* jid);
   void send_features();
   void wait_for(bool waiting);
   void arm_negotiation_timer();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "plugin/plugin_manager.hpp"
 #include "xmpp/c2s_session.hpp"
 #include "xmpp/namespaces.hpp"
 
@@ -49,16 +50,55 @@ void Router::route(Routed r) {
   owner.run([this, r = std::move(r)]() mutable { deliver_local(std::move(r)); });
 }
 
-void Router::bounce(const Routed& r, std::string_view condition, std::string_view text) {
+void Router::bounce(const Routed& r, std::string_view condition, std::string_view text,
+                    std::string_view type) {
   if (!may_bounce(r.stanza) || r.from.empty()) return;
   Routed reply{make_error_reply(r.stanza, condition, text), r.to, r.from};
+  if (!type.empty()) {
+    if (xml::Element* error = reply.stanza.child("error", ns::client))
+      error->set_attr("type", std::string(type));
+  }
   // An error from the server about an address keeps that address as its `from`.
   route(std::move(reply));
 }
 
+bool Router::fire(Routed& r, std::string_view kind) {
+  if (!pipeline_) return false;
+  plugin::HookRegistry& hooks = pipeline_->here();
+  plugin::Event ev;
+  ev.stanza = &r.stanza;
+  ev.from = &r.from;
+  ev.to = &r.to;
+  ev.host = r.to.domain();
+  const std::string& name = r.stanza.name();
+  sz_verdict v = SZ_PASS;
+  if (name == "iq") {
+    std::string_view type = r.stanza.attr("type");
+    const xml::Element* payload = r.stanza.first_child();
+    if ((type == "get" || type == "set") && payload) {
+      // iq-get/host/urn:xmpp:ping:ping — built in a reused buffer: no allocation per stanza.
+      thread_local std::string event;
+      event.assign("iq-").append(type).append("/").append(kind).append("/");
+      event.append(payload->xmlns()).append(":").append(payload->name());
+      ev.name = event;
+      v = hooks.fire(ev);
+    }
+  }
+  if (v == SZ_PASS) {
+    thread_local std::string event;
+    event.assign(name).append("/").append(kind);
+    ev.name = event;
+    v = hooks.fire(ev);
+  }
+  if (v == SZ_PASS) return false;
+  if (v == SZ_ERROR) bounce(r, ev.error_condition, ev.error_text, ev.error_type);
+  return true;
+}
+
 void Router::route_to_host(Routed r) {
-  // RFC 6120 §10.3: the server answers for its domain. Host-addressed handlers arrive with
-  // the plugin pipeline; the core answers what it knows and refuses the rest.
+  // RFC 6120 §10.3: the server answers for its domain, through host-addressed handlers
+  // (plugins); what none of them takes is refused.
+  if (fire(r, "host")) return;
   const xml::Element& st = r.stanza;
   if (st.name() == "iq") {
     std::string_view type = st.attr("type");
@@ -74,6 +114,7 @@ void Router::deliver_local(Routed r) {
   Account* account = it == owned.accounts.end() ? nullptr : &it->second;
   const std::string_view kind = r.stanza.name();
   const std::string_view type = r.stanza.attr("type");
+  if (fire(r, r.to.is_bare() ? "bare" : "full")) return;
 
   if (!r.to.is_bare()) {
     Resource* res = account ? account->find(r.to.resource()) : nullptr;
@@ -148,6 +189,21 @@ void Router::deliver_to_bare(Routed r, Account* account) {
       // §8.5.2.2: no available resource. The offline store is a plugin (message/offline);
       // without one, the sender learns the message was not delivered.
       if (type == "error" || type == "headline") return;
+      if (pipeline_) {
+        // The offline store (a plugin) may take it; otherwise the sender learns.
+        plugin::Event ev;
+        ev.name = "message/offline";
+        ev.stanza = &r.stanza;
+        ev.from = &r.from;
+        ev.to = &r.to;
+        ev.host = r.to.domain();
+        sz_verdict v = pipeline_->fire(ev);
+        if (v == SZ_HANDLED) return;
+        if (v == SZ_ERROR) {
+          bounce(r, ev.error_condition, ev.error_text, ev.error_type);
+          return;
+        }
+      }
       bounce(r, "service-unavailable");
     }
     return;  // presence for nobody is dropped (§8.5.2.2.2)

@@ -14,6 +14,10 @@
 #include "xmpp/jid.hpp"
 #include "xmpp/stanza.hpp"
 
+namespace stanzad::plugin {
+class Pipeline;
+}
+
 namespace stanzad::xmpp {
 
 class C2SSession;
@@ -29,6 +33,9 @@ class Router {
  public:
   Router(net::ShardSet& shards, std::vector<std::string> hosts);
 
+  // The plugin pipeline; set once before shards run.
+  void set_pipeline(plugin::Pipeline* pipeline) { pipeline_ = pipeline; }
+
   bool is_local_host(std::string_view domain) const;
 
   // Routes a stanza whose `from` was stamped by the core. Callable on any shard; the
@@ -36,7 +43,8 @@ class Router {
   void route(Routed r);
 
   // Returns an error to the sender of `r` (nothing if §8.3.1 forbids it).
-  void bounce(const Routed& r, std::string_view condition, std::string_view text = {});
+  void bounce(const Routed& r, std::string_view condition, std::string_view text = {},
+              std::string_view type = {});
 
   // Binds a full JID (RFC 6120 §7). On the owner shard; an older session with the same
   // full JID gets a `conflict` stream error. `done` runs on the session's shard.
@@ -68,13 +76,17 @@ class Router {
   };
 
   Owned& here();
+  // Runs the handlers of `event` (and, for iq get/set, of the iq-<type>/<kind>/<ns>:<el>
+  // event first) on the current shard. True when a handler took or refused the stanza.
+  bool fire(Routed& r, std::string_view kind);
   void deliver_local(Routed r);
   void deliver_to_bare(Routed r, Account* account);
   void route_to_host(Routed r);
 
   net::ShardSet& shards_;
   std::vector<std::string> hosts_;
-  std::vector<Owned> owned_;  // indexed by shard; touched only by that shard's thread
+  std::vector<Owned> owned_;
+  plugin::Pipeline* pipeline_ = nullptr;  // indexed by shard; touched only by that shard's thread
 };
 
 }  // namespace stanzad::xmpp

@@ -3,8 +3,14 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
+#include <boost/asio/read_until.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
+#include <latch>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -35,13 +41,19 @@ Server::Server(config::Config config)
     : config_(std::move(config)),
       shards_(shard_count(config_)),
       router_(shards_, config_.hosts),
+      pipeline_(shards_.size()),
       accounts_(std::make_unique<storage::AccountStore>(config_.data_dir)),
       workers_(2),
       tls_(net::make_server_context(certificate_paths(config_))),
-      per_shard_(shards_.size()) {}
+      per_shard_(shards_.size()) {
+  router_.set_pipeline(&pipeline_);
+  plugins_ = std::make_unique<plugin::PluginManager>(shards_, pipeline_, router_, config_);
+}
 
 Server::~Server() {
   shards_.stop();
+  shards_.join();
+  plugins_.reset();
   shards_.join();
   workers_.stop();
 }
@@ -119,17 +131,31 @@ void Server::session_closed(std::uint64_t id) {
   per_shard_[net::Shard::current()->index()].sessions.erase(id);
 }
 
+void Server::fire_everywhere(std::string_view event) {
+  std::latch done(shards_.size());
+  for (unsigned i = 0; i < shards_.size(); ++i) {
+    asio::post(shards_.at(i).context(), [this, event, &done] {
+      plugin::Event ev;
+      ev.name = event;
+      for (const auto& host : config_.hosts) {
+        ev.host = host;
+        pipeline_.fire(ev);
+      }
+      done.count_down();
+    });
+  }
+  done.wait();
+}
+
 void Server::run() {
   raise_fd_limit();
-  open_listeners();
-  for (auto& l : listeners_) do_accept(*l);
-
-  asio::signal_set signals(shards_.at(0).context(), SIGINT, SIGTERM);
-  signals.async_wait([this](const boost::system::error_code& ec, int signo) {
-    if (ec) return;
-    spdlog::info("stanzad received signal={} shutting down", signo);
-    shutdown();
-  });
+  open_listeners();  // bind first: a taken port is fatal before anything else starts
+  shards_.start();
+  // A plugin that cannot load is refused with its reason; the server serves without it.
+  plugins_->load_all(config_.plugins);
+  fire_everywhere("host/started");
+  for (auto& l : listeners_)
+    asio::post(l->shard->context(), [this, l = l.get()] { do_accept(*l); });
 
   for (const auto& host : config_.hosts) {
     if (accounts_->list(host).empty())
@@ -139,9 +165,126 @@ void Server::run() {
   }
   spdlog::info("stanzad started hosts={} shards={} data={}", fmt::join(config_.hosts, ","),
                shards_.size(), config_.data_dir.string());
-  shards_.start();
+  start_control();
   shards_.join();
+  control_ctx_.stop();
+  if (control_thread_.joinable()) control_thread_.join();
+  std::error_code ignored;
+  std::filesystem::remove(control_socket(config_), ignored);
   spdlog::info("stanzad stopped");
+}
+
+void Server::start_control() {
+  auto signals = std::make_shared<asio::signal_set>(control_ctx_, SIGINT, SIGTERM, SIGHUP);
+  auto wait = std::make_shared<std::function<void()>>();
+  *wait = [this, signals, wait] {
+    signals->async_wait([this, signals, wait](const boost::system::error_code& ec, int signo) {
+      if (ec) return;
+      if (signo == SIGHUP) {
+        reload_config();
+        (*wait)();
+        return;
+      }
+      spdlog::info("stanzad received signal={} shutting down", signo);
+      shutdown();
+      *wait = nullptr;
+    });
+  };
+  (*wait)();
+
+  auto path = control_socket(config_);
+  std::error_code stale;
+  std::filesystem::remove(path, stale);
+  boost::system::error_code ec;
+  control_acceptor_ = std::make_unique<asio::local::stream_protocol::acceptor>(control_ctx_);
+  asio::local::stream_protocol::endpoint endpoint(path.string());
+  control_acceptor_->open(endpoint.protocol(), ec);
+  if (!ec) control_acceptor_->bind(endpoint, ec);
+  if (!ec) control_acceptor_->listen(8, ec);
+  if (ec) {
+    spdlog::warn("control socket unavailable path={} error={}", path.string(), ec.message());
+  } else {
+    ::chmod(path.c_str(), 0600);  // the data directory's owner only, as the database
+    do_control_accept();
+  }
+  control_thread_ = std::thread([this] { control_ctx_.run(); });
+}
+
+void Server::do_control_accept() {
+  control_acceptor_->async_accept([this](const boost::system::error_code& ec,
+                                         asio::local::stream_protocol::socket socket) {
+    if (ec) return;
+    auto sock = std::make_shared<asio::local::stream_protocol::socket>(std::move(socket));
+    auto buf = std::make_shared<asio::streambuf>(4096);
+    asio::async_read_until(
+        *sock, *buf, '\n', [this, sock, buf](const boost::system::error_code& ec, std::size_t n) {
+          if (ec) return;
+          std::string line(asio::buffers_begin(buf->data()),
+                           asio::buffers_begin(buf->data()) + static_cast<long>(n) - 1);
+          auto reply = std::make_shared<std::string>(control_command(line));
+          asio::async_write(*sock, asio::buffer(*reply),
+                            [sock, reply](const boost::system::error_code&, std::size_t) {});
+        });
+    do_control_accept();
+  });
+}
+
+// One request per connection: "plugin list", "plugin load|unload|reload NAME [HOST]",
+// "reload" (as SIGHUP). The answer's last line is "ok" or "error: why".
+std::string Server::control_command(const std::string& line) {
+  std::vector<std::string> words;
+  std::istringstream in(line);
+  for (std::string w; in >> w;) words.push_back(w);
+  auto error = [](const std::string& why) { return "error: " + why + "\n"; };
+  if (words.empty()) return error("empty command");
+  if (words[0] == "reload" && words.size() == 1) {
+    reload_config();
+    return "ok\n";
+  }
+  if (words[0] != "plugin" || words.size() < 2) return error("unknown command '" + line + "'");
+  const std::string& verb = words[1];
+  if (verb == "list" && words.size() == 2) {
+    std::string out;
+    for (const auto& p : plugins_->list())
+      out += p.name + " " + (p.host.empty() ? "*" : p.host) + " " + p.kind + " " + p.version + " " +
+             p.file + "\n";
+    return out + "ok\n";
+  }
+  if (words.size() < 3 || words.size() > 4)
+    return error("usage: plugin load|unload|reload NAME [HOST]");
+  std::string name = words[2], host = words.size() == 4 ? words[3] : "";
+  std::string result;
+  if (verb == "load") {
+    config::PluginSpec spec;
+    spec.name = name;
+    spec.host = host;
+    for (const auto& s : config_.plugins)
+      if (s.name == name && s.host == host) spec = s;  // with its configured options
+    result = plugins_->load(spec);
+  } else if (verb == "unload") {
+    result = plugins_->unload(name, host);
+  } else if (verb == "reload") {
+    result = plugins_->reload(name, host);
+  } else {
+    return error("unknown plugin command '" + verb + "'");
+  }
+  return result.empty() ? "ok\n" : error(result);
+}
+
+void Server::reload_config() {
+  // SIGHUP: re-read the configuration; plugins follow it (loaded, unloaded, reloaded when
+  // their options changed). Listeners, hosts and storage need a restart.
+  config::Config fresh;
+  try {
+    fresh = config::load(config_.source);
+  } catch (const std::exception& e) {
+    spdlog::error("config reload refused: {}", e.what());
+    return;
+  }
+  auto errors = plugins_->apply(fresh);
+  config_.plugins = fresh.plugins;
+  fire_everywhere("config/reloaded");
+  spdlog::info("config reloaded file={} plugin_errors={}", config_.source.string(), errors.size());
 }
 
 void Server::shutdown() {

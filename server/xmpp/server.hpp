@@ -3,15 +3,18 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "config/config.hpp"
 #include "net/shard.hpp"
 #include "net/worker_pool.hpp"
+#include "plugin/plugin_manager.hpp"
 #include "storage/account_store.hpp"
 #include "xmpp/router.hpp"
 
@@ -24,6 +27,11 @@ class Server {
   explicit Server(config::Config config);
   ~Server();
 
+  // The control socket stanzactl uses to manage a running server.
+  static std::filesystem::path control_socket(const config::Config& config) {
+    return config.data_dir / "control.sock";
+  }
+
   // Opens listeners and runs until SIGINT/SIGTERM. Throws on start-up failure.
   void run();
   // Graceful stop: sessions get `system-shutdown`, pending writes are flushed.
@@ -32,6 +40,8 @@ class Server {
   const config::Config& config() const { return config_; }
   net::ShardSet& shards() { return shards_; }
   Router& router() { return router_; }
+  plugin::Pipeline& pipeline() { return pipeline_; }
+  plugin::PluginManager& plugins() { return *plugins_; }
   storage::AccountStore& accounts() { return *accounts_; }
   net::WorkerPool& workers() { return workers_; }
   boost::asio::ssl::context& tls() { return *tls_; }
@@ -52,12 +62,19 @@ class Server {
   };
 
   void open_listeners();
+  void start_control();
+  void do_control_accept();
+  std::string control_command(const std::string& line);
+  void reload_config();
+  void fire_everywhere(std::string_view event);
   void do_accept(Listener& l);
   void raise_fd_limit();
 
   config::Config config_;
   net::ShardSet shards_;
   Router router_;
+  plugin::Pipeline pipeline_;
+  std::unique_ptr<plugin::PluginManager> plugins_;
   std::unique_ptr<storage::AccountStore> accounts_;
   net::WorkerPool workers_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
@@ -65,6 +82,11 @@ class Server {
   std::vector<PerShard> per_shard_;
   std::atomic<std::uint64_t> session_ids_{0};
   std::atomic<bool> stopping_{false};
+  // The control thread: signals (SIGHUP reloads, SIGTERM stops) and the control socket
+  // stanzactl talks to. Never a shard: plugin loads wait for the shards from here.
+  boost::asio::io_context control_ctx_{1};
+  std::unique_ptr<boost::asio::local::stream_protocol::acceptor> control_acceptor_;
+  std::thread control_thread_;
 };
 
 }  // namespace stanzad::xmpp

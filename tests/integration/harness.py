@@ -153,6 +153,30 @@ class Raw:
             self.buf += chunk
         return self.buf.decode(errors="replace")
 
+    def read_match(self, pattern, timeout=10):
+        """Reads until the regex `pattern` matches the buffer; returns the match's text."""
+        import re
+        deadline = time.monotonic() + timeout
+        while True:
+            m = re.search(pattern, self.buf.decode(errors="replace"), re.S)
+            if m:
+                return m.group(0)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out waiting for {pattern!r}; got {self.buf!r}")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise AssertionError(f"connection closed waiting for {pattern!r}; got {self.buf!r}")
+            self.buf += chunk
+
+    def read_iq(self, iq_id, timeout=10):
+        """Reads until the iq with this id is complete; returns it."""
+        return self.read_match(rf"<iq[^>]*id='{iq_id}'[^>]*(/>|>.*?</iq>)", timeout)
+
     def read_to_close(self, timeout=10):
         """Reads until the server closes the connection; returns everything read."""
         deadline = time.monotonic() + timeout

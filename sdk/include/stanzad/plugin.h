@@ -1,0 +1,193 @@
+/* stanzad plugin SDK: the C ABI between the server and shared-library plugins.
+ *
+ * Rules (see docs/plugins.md, "ABI and versioning"):
+ *  - SZ_ABI_MAJOR changes only when something is removed, reordered or retyped; the loader
+ *    refuses a plugin built for another major, naming both.
+ *  - Within a major, structs only grow at the end. Each starts with its size as the server
+ *    (or plugin) built it; check SZ_HAS(api, member) before using a member added later.
+ *  - Strings cross as pointer + length (sz_str), never NUL-terminated unless said so.
+ *  - Memory is freed by the side that allocated it; "taken" parameters transfer ownership.
+ *  - No C++ exception crosses this boundary: the C++ wrapper catches everything.
+ */
+#ifndef STANZAD_PLUGIN_H
+#define STANZAD_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SZ_ABI_MAJOR 1
+#define SZ_ABI_MINOR 0
+
+/** True if `ptr` (a struct with a leading uint32_t size) has `member`. */
+#define SZ_HAS(ptr, member) \
+  ((ptr)->size >= offsetof(__typeof__(*(ptr)), member) + sizeof((ptr)->member))
+
+#if defined(__GNUC__)
+#define SZ_EXPORT __attribute__((visibility("default")))
+#else
+#define SZ_EXPORT
+#endif
+
+/** A string slice. `data` may be NULL when `len` is 0. */
+typedef struct {
+  const char *data;
+  size_t len;
+} sz_str;
+
+typedef struct sz_host sz_host;     /**< server-owned; one per plugin instance (per shard); lives until unload */
+typedef struct sz_event sz_event;   /**< server-owned; valid only during the handler call */
+typedef struct sz_stanza sz_stanza; /**< an XML element; owned by whoever holds it (see each call) */
+
+/** What a handler decided. */
+typedef enum {
+  SZ_PASS = 0,    /**< not mine: the next handler runs */
+  SZ_HANDLED = 1, /**< taken: no further handler runs */
+  SZ_ERROR = 2    /**< refused: the core bounces the error set with event_set_error (default
+                       internal-server-error) to the sender */
+} sz_verdict;
+
+/** Priority bands (higher runs first; ties run in load order). */
+#define SZ_PRIORITY_GUARD 1000
+#define SZ_PRIORITY_ENRICH 500
+#define SZ_PRIORITY_NORMAL 0
+#define SZ_PRIORITY_DELIVER (-1000)
+
+/** Log levels. */
+typedef enum { SZ_LOG_DEBUG = 0, SZ_LOG_INFO = 1, SZ_LOG_WARN = 2, SZ_LOG_ERROR = 3 } sz_log_level;
+
+typedef sz_verdict (*sz_handler)(sz_event *ev, void *user);
+typedef void (*sz_timer_fn)(void *user);
+/** Receives one string (e.g. a feature, or a key-value document); `user` as given. */
+typedef void (*sz_str_fn)(void *user, sz_str value);
+
+/** The server's functions, given to load(). Lives until unload. */
+typedef struct {
+  uint32_t size; /**< sizeof(sz_host_api) in the server's build */
+
+  /* ---- plugin set-up ---------------------------------------------------------------- */
+  /** Registers a handler for `event` (NUL-terminated). @return 0, or -1 if the name is invalid. */
+  int (*hook)(sz_host *, const char *event, int32_t priority, sz_handler fn, void *user);
+  /** Logs one line (no trailing newline needed). */
+  void (*log)(sz_host *, sz_log_level level, const char *msg, size_t len);
+  /** Declares a service discovery feature (XEP-0030) of this plugin's host(s). */
+  void (*add_feature)(sz_host *, sz_str var);
+  /** Declares a service discovery identity. */
+  void (*add_identity)(sz_host *, sz_str category, sz_str type, sz_str name);
+  /** The value of a declared option as configured (or its default). Valid until unload. */
+  sz_str (*get_option)(sz_host *, sz_str name);
+  /** The virtual host this instance serves, or an empty string for a global plugin. */
+  sz_str (*host_name)(sz_host *);
+  /** The shard (event loop) this instance runs on, 0-based, and how many there are. */
+  uint32_t (*shard_index)(sz_host *);
+  uint32_t (*shard_count)(sz_host *);
+  /** Calls fn(user, var) for every feature every plugin declared for `host` (disco). */
+  void (*each_feature)(sz_host *, sz_str host, sz_str_fn fn, void *user);
+  /** Calls fn(user, "category/type/name") for every identity declared for `host`. */
+  void (*each_identity)(sz_host *, sz_str host, sz_str_fn fn, void *user);
+  /** Whether `domain` is one of this server's virtual hosts. */
+  int (*is_local_host)(sz_host *, sz_str domain);
+
+  /* ---- stanzas ------------------------------------------------------------------------ */
+  /** A new element; caller owns it (stanza_free, or hand it to a call that takes it). */
+  sz_stanza *(*stanza_new)(sz_str name, sz_str xmlns);
+  /** Parses one element from text; NULL if not well-formed. Caller owns it. */
+  sz_stanza *(*stanza_parse)(sz_str xml);
+  sz_stanza *(*stanza_copy)(const sz_stanza *);
+  void (*stanza_free)(sz_stanza *);
+  sz_str (*stanza_name)(const sz_stanza *);
+  sz_str (*stanza_xmlns)(const sz_stanza *);
+  /** An attribute; {NULL, 0} when absent. Valid until the element changes. */
+  sz_str (*stanza_attr)(const sz_stanza *, sz_str name);
+  void (*stanza_set_attr)(sz_stanza *, sz_str name, sz_str value);
+  void (*stanza_remove_attr)(sz_stanza *, sz_str name);
+  /** First element child with that name (and namespace if xmlns.len > 0); borrowed. */
+  sz_stanza *(*stanza_child)(sz_stanza *, sz_str name, sz_str xmlns);
+  /** Number of element children, and the i-th (borrowed). */
+  size_t (*stanza_child_count)(const sz_stanza *);
+  sz_stanza *(*stanza_child_at)(sz_stanza *, size_t index);
+  /** Appends a new child element and returns it (borrowed, owned by the parent). Empty xmlns
+   * means the parent's namespace. */
+  sz_stanza *(*stanza_add_child)(sz_stanza *parent, sz_str name, sz_str xmlns);
+  /** Appends `child` (taken) and returns it, now owned by the parent. */
+  sz_stanza *(*stanza_append)(sz_stanza *parent, sz_stanza *child);
+  void (*stanza_add_text)(sz_stanza *, sz_str text);
+  /** Removes every child node. */
+  void (*stanza_clear)(sz_stanza *);
+  /** Removes the first child element with that name/namespace; 1 if one was removed. */
+  int (*stanza_remove_child)(sz_stanza *, sz_str name, sz_str xmlns);
+  /** The concatenated text of the element's direct text nodes; calls fn once. */
+  void (*stanza_text)(const sz_stanza *, sz_str_fn fn, void *user);
+  /** The element as XML (jabber:client default namespace); calls fn once. */
+  void (*stanza_serialize)(const sz_stanza *, sz_str_fn fn, void *user);
+
+  /* ---- events ------------------------------------------------------------------------- */
+  sz_str (*event_name)(sz_event *);
+  /** The stanza being processed; borrowed and mutable (a rewrite is seen by later handlers). */
+  sz_stanza *(*event_stanza)(sz_event *);
+  /** The stanza's verified sender and its target, as normalized JIDs (may be empty). */
+  sz_str (*event_from)(sz_event *);
+  sz_str (*event_to)(sz_event *);
+  /** The session's full JID for session events and stanza/in|out; empty otherwise. */
+  sz_str (*event_session_jid)(sz_event *);
+  /** Sets the error an SZ_ERROR verdict bounces: a RFC 6120 §8.3.3 condition, the error
+   * type ("cancel", "modify"… or empty for the condition's usual one) and an optional text. */
+  void (*event_set_error)(sz_event *, sz_str condition, sz_str type, sz_str text);
+  /** Sends `reply` (taken) to the sender of the event's stanza; its to/from are set for you
+   * (from = the event's `to`). */
+  void (*event_reply)(sz_event *, sz_stanza *reply);
+
+  /* ---- sending, timers, storage ------------------------------------------------------- */
+  /** Routes `stanza` (taken) as if the server sent it: `from` and `to` must be set. */
+  void (*send)(sz_host *, sz_stanza *stanza);
+  /** Calls fn(user) once after `ms` milliseconds on this shard. @return a timer id > 0. */
+  uint64_t (*timer_add)(sz_host *, uint64_t ms, sz_timer_fn fn, void *user);
+  void (*timer_cancel)(sz_host *, uint64_t id);
+  /** Per-user key-value documents (store = the plugin's name for its data). Blocking on the
+   * embedded store; returns 1 and calls fn with the value if found, 0 if not, -1 on error. */
+  int (*kv_get)(sz_host *, sz_str user_jid, sz_str store, sz_str key, sz_str_fn fn, void *user);
+  /** Stores (value.data != NULL) or deletes (value.data == NULL). @return 0, or -1 on error. */
+  int (*kv_set)(sz_host *, sz_str user_jid, sz_str store, sz_str key, sz_str value);
+  /** Fires a plugin's own event (name starts with the plugin's name) to every handler on
+   * this shard; `stanza` is borrowed and may be NULL. @return the verdict. */
+  sz_verdict (*fire)(sz_host *, const char *event, sz_stanza *stanza);
+} sz_host_api;
+
+/** The kind of an option's value, for validation and docs. */
+typedef enum { SZ_OPT_STRING = 0, SZ_OPT_INTEGER = 1, SZ_OPT_BOOLEAN = 2 } sz_option_type;
+
+/** A configuration option the plugin accepts (name starts with the plugin's name). */
+typedef struct {
+  const char *name;          /**< NUL-terminated, e.g. "ping_interval" */
+  sz_option_type type;
+  const char *default_value; /**< NUL-terminated text form */
+  int64_t min, max;          /**< bounds for integers (ignored otherwise) */
+  const char *description;   /**< one line, for docs and errors */
+} sz_option;
+
+/** A plugin's descriptor, returned by its one exported symbol. Static storage. */
+typedef struct {
+  uint32_t abi_major; /**< SZ_ABI_MAJOR the plugin was built with */
+  uint32_t size;      /**< sizeof(sz_plugin) in the plugin's build */
+  const char *name, *version;
+  /** Per shard: set the plugin up (hook, add_feature…). @return state passed to unload,
+   * or NULL to refuse (log why first). */
+  void *(*load)(sz_host *, const sz_host_api *);
+  void (*unload)(void *state);
+  const sz_option *options; /**< may be NULL */
+  size_t option_count;
+  const char *const *dependencies; /**< names of plugins that must be loaded first; NULL-terminated list or NULL */
+} sz_plugin;
+
+/** The one exported symbol of a plugin. */
+typedef const sz_plugin *(*sz_entry_fn)(void);
+#define SZ_ENTRY_SYMBOL "stanzad_plugin_v1"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STANZAD_PLUGIN_H */

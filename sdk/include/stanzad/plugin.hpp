@@ -1,0 +1,415 @@
+// stanzad plugin SDK: a header-only C++20 wrapper over the C ABI in plugin.h.
+//
+// Compiled into the plugin, so no C++ type crosses the boundary: trampolines catch every
+// exception, log it and turn it into internal-server-error. See docs/plugins.md.
+#pragma once
+
+#include <stanzad/plugin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace stanzad::sdk {
+
+namespace detail {
+// The server's function table; the same for every instance of a plugin.
+inline const sz_host_api* api = nullptr;
+inline sz_str str(std::string_view s) { return sz_str{s.data(), s.size()}; }
+inline std::string_view view(sz_str s) {
+  return s.data ? std::string_view(s.data, s.len) : std::string_view();
+}
+inline void collect(void* user, sz_str value) {
+  static_cast<std::string*>(user)->assign(value.data ? value.data : "", value.len);
+}
+}  // namespace detail
+
+enum class Verdict { pass = SZ_PASS, handled = SZ_HANDLED, error = SZ_ERROR };
+
+namespace priority {
+inline constexpr int32_t guard = SZ_PRIORITY_GUARD;
+inline constexpr int32_t enrich = SZ_PRIORITY_ENRICH;
+inline constexpr int32_t normal = SZ_PRIORITY_NORMAL;
+inline constexpr int32_t deliver = SZ_PRIORITY_DELIVER;
+}  // namespace priority
+
+class Stanza;
+
+/// A borrowed element: valid while its owner (an event, or an owning Stanza) lives.
+class StanzaRef {
+ public:
+  StanzaRef() = default;
+  explicit StanzaRef(sz_stanza* s) : s_(s) {}
+
+  explicit operator bool() const { return s_ != nullptr; }
+  sz_stanza* get() const { return s_; }
+
+  std::string_view name() const { return detail::view(detail::api->stanza_name(s_)); }
+  std::string_view xmlns() const { return detail::view(detail::api->stanza_xmlns(s_)); }
+  /// @return the attribute, or an empty view when absent (see has_attr).
+  std::string_view attr(std::string_view name) const {
+    return detail::view(detail::api->stanza_attr(s_, detail::str(name)));
+  }
+  bool has_attr(std::string_view name) const {
+    return detail::api->stanza_attr(s_, detail::str(name)).data != nullptr;
+  }
+  std::string_view from() const { return attr("from"); }
+  std::string_view to() const { return attr("to"); }
+  std::string_view type() const { return attr("type"); }
+  std::string_view id() const { return attr("id"); }
+
+  StanzaRef& set_attr(std::string_view name, std::string_view value) {
+    detail::api->stanza_set_attr(s_, detail::str(name), detail::str(value));
+    return *this;
+  }
+  StanzaRef& remove_attr(std::string_view name) {
+    detail::api->stanza_remove_attr(s_, detail::str(name));
+    return *this;
+  }
+  /// First child element with that name (and namespace, if given); falsy when none.
+  StanzaRef child(std::string_view name, std::string_view xmlns = {}) const {
+    return StanzaRef(detail::api->stanza_child(s_, detail::str(name), detail::str(xmlns)));
+  }
+  std::vector<StanzaRef> children() const {
+    std::vector<StanzaRef> out;
+    std::size_t n = detail::api->stanza_child_count(s_);
+    out.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) out.emplace_back(detail::api->stanza_child_at(s_, i));
+    return out;
+  }
+  /// Appends a child element (empty xmlns: the parent's) and returns it.
+  StanzaRef add_child(std::string_view name, std::string_view xmlns = {}) {
+    return StanzaRef(detail::api->stanza_add_child(s_, detail::str(name), detail::str(xmlns)));
+  }
+  inline StanzaRef append(Stanza&& child);
+  StanzaRef& add_text(std::string_view text) {
+    detail::api->stanza_add_text(s_, detail::str(text));
+    return *this;
+  }
+  /// Appends <name>text</name> and returns *this, for chaining.
+  StanzaRef& text_tag(std::string_view name, std::string_view text) {
+    add_child(name).add_text(text);
+    return *this;
+  }
+  void clear() { detail::api->stanza_clear(s_); }
+  bool remove_child(std::string_view name, std::string_view xmlns = {}) {
+    return detail::api->stanza_remove_child(s_, detail::str(name), detail::str(xmlns)) != 0;
+  }
+  std::string text() const {
+    std::string out;
+    detail::api->stanza_text(s_, detail::collect, &out);
+    return out;
+  }
+  std::string child_text(std::string_view name, std::string_view xmlns = {}) const {
+    StanzaRef c = child(name, xmlns);
+    return c ? c.text() : std::string();
+  }
+  std::string to_string() const {
+    std::string out;
+    detail::api->stanza_serialize(s_, detail::collect, &out);
+    return out;
+  }
+
+ protected:
+  sz_stanza* s_ = nullptr;
+};
+
+/// An owned element: freed when it goes out of scope unless handed over (send, reply…).
+class Stanza : public StanzaRef {
+ public:
+  Stanza(std::string_view name, std::string_view xmlns = "jabber:client")
+      : StanzaRef(detail::api->stanza_new(detail::str(name), detail::str(xmlns))) {}
+  /// Parses XML; throws std::invalid_argument if it is not one well-formed element.
+  static Stanza parse(std::string_view xml) {
+    sz_stanza* s = detail::api->stanza_parse(detail::str(xml));
+    if (!s) throw std::invalid_argument("not a well-formed element");
+    return Stanza(s);
+  }
+  static Stanza copy_of(StanzaRef other) { return Stanza(detail::api->stanza_copy(other.get())); }
+  Stanza(Stanza&& o) noexcept : StanzaRef(std::exchange(o.s_, nullptr)) {}
+  Stanza& operator=(Stanza&& o) noexcept {
+    if (this != &o) {
+      reset();
+      s_ = std::exchange(o.s_, nullptr);
+    }
+    return *this;
+  }
+  Stanza(const Stanza&) = delete;
+  Stanza& operator=(const Stanza&) = delete;
+  ~Stanza() { reset(); }
+
+  /// Gives up ownership (to a C call that takes the element).
+  sz_stanza* release() { return std::exchange(s_, nullptr); }
+
+ private:
+  explicit Stanza(sz_stanza* s) : StanzaRef(s) {}
+  void reset() {
+    if (s_) detail::api->stanza_free(std::exchange(s_, nullptr));
+  }
+};
+
+inline StanzaRef StanzaRef::append(Stanza&& child) {
+  return StanzaRef(detail::api->stanza_append(s_, child.release()));
+}
+
+/// The reply to an iq get/set: type='result', same id, addresses swapped.
+inline Stanza iq_result(StanzaRef iq) {
+  Stanza r("iq");
+  r.set_attr("type", "result");
+  if (iq.has_attr("id")) r.set_attr("id", iq.id());
+  if (iq.has_attr("to")) r.set_attr("from", iq.to());
+  if (iq.has_attr("from")) r.set_attr("to", iq.from());
+  return r;
+}
+
+/// One stanza passing through the pipeline. Valid only during the handler call.
+class Event {
+ public:
+  explicit Event(sz_event* e) : e_(e) {}
+  std::string_view name() const { return detail::view(detail::api->event_name(e_)); }
+  /// The stanza (mutable: a rewrite is seen by later handlers); falsy for life-cycle events.
+  StanzaRef stanza() const { return StanzaRef(detail::api->event_stanza(e_)); }
+  std::string_view from() const { return detail::view(detail::api->event_from(e_)); }
+  std::string_view to() const { return detail::view(detail::api->event_to(e_)); }
+  std::string_view session_jid() const { return detail::view(detail::api->event_session_jid(e_)); }
+  /// Sends `reply` to the stanza's sender, from the stanza's target.
+  void reply(Stanza&& reply) { detail::api->event_reply(e_, reply.release()); }
+  /// Sets the error to bounce and returns Verdict::error: `return ev.error("not-allowed");`
+  Verdict error(std::string_view condition, std::string_view text = {},
+                std::string_view type = {}) {
+    detail::api->event_set_error(e_, detail::str(condition), detail::str(type), detail::str(text));
+    return Verdict::error;
+  }
+  sz_event* get() const { return e_; }
+
+ private:
+  sz_event* e_;
+};
+
+/// Logging with key=value pairs: log.debug("pong", "to", jid, "count", n).
+class Logger {
+ public:
+  Logger(sz_host* h) : h_(h) {}
+  template <class... A>
+  void debug(std::string_view msg, const A&... kv) const {
+    write(SZ_LOG_DEBUG, msg, kv...);
+  }
+  template <class... A>
+  void info(std::string_view msg, const A&... kv) const {
+    write(SZ_LOG_INFO, msg, kv...);
+  }
+  template <class... A>
+  void warn(std::string_view msg, const A&... kv) const {
+    write(SZ_LOG_WARN, msg, kv...);
+  }
+  template <class... A>
+  void error(std::string_view msg, const A&... kv) const {
+    write(SZ_LOG_ERROR, msg, kv...);
+  }
+
+ private:
+  template <class... A>
+  void write(sz_log_level level, std::string_view msg, const A&... kv) const {
+    std::ostringstream out;
+    out << msg;
+    append(out, kv...);
+    std::string line = out.str();
+    detail::api->log(h_, level, line.data(), line.size());
+  }
+  static void append(std::ostringstream&) {}
+  template <class K, class V, class... A>
+  static void append(std::ostringstream& out, const K& k, const V& v, const A&... rest) {
+    out << ' ' << k << '=' << v;
+    append(out, rest...);
+  }
+  sz_host* h_;
+};
+
+/// What a plugin instance uses to set itself up and act: one per shard.
+class Module {
+ public:
+  using Handler = std::function<Verdict(Event&)>;
+
+  Module(sz_host* h) : h_(h) {}
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  ~Module() {
+    for (auto id : timers_) detail::api->timer_cancel(h_, id);
+  }
+
+  /// Registers a handler; higher priority runs first. Throws on an invalid event name.
+  void hook(const std::string& event, Handler fn, int32_t prio = priority::normal) {
+    handlers_.push_back(std::make_unique<Handler>(std::move(fn)));
+    if (detail::api->hook(h_, event.c_str(), prio, &Module::trampoline, handlers_.back().get()) !=
+        0)
+      throw std::invalid_argument("invalid event name: " + event);
+  }
+  void add_feature(std::string_view var) { detail::api->add_feature(h_, detail::str(var)); }
+  void add_identity(std::string_view category, std::string_view type, std::string_view name = {}) {
+    detail::api->add_identity(h_, detail::str(category), detail::str(type), detail::str(name));
+  }
+  std::string_view option(std::string_view name) const {
+    return detail::view(detail::api->get_option(h_, detail::str(name)));
+  }
+  std::int64_t option_integer(std::string_view name) const {
+    return std::stoll(std::string(option(name)));
+  }
+  bool option_boolean(std::string_view name) const {
+    std::string_view v = option(name);
+    return v == "true" || v == "yes" || v == "1";
+  }
+  std::string_view host() const { return detail::view(detail::api->host_name(h_)); }
+  std::uint32_t shard() const { return detail::api->shard_index(h_); }
+  std::uint32_t shards() const { return detail::api->shard_count(h_); }
+  bool is_local_host(std::string_view domain) const {
+    return detail::api->is_local_host(h_, detail::str(domain)) != 0;
+  }
+  Logger log() const { return Logger(h_); }
+  /// Routes a stanza from the server: set its from and to.
+  void send(Stanza&& stanza) { detail::api->send(h_, stanza.release()); }
+  /// Every feature (or "category/type/name" identity) declared for `host` by any plugin.
+  std::vector<std::string> features(std::string_view host) const { return each(host, true); }
+  std::vector<std::string> identities(std::string_view host) const { return each(host, false); }
+  /// Runs fn once after `ms` milliseconds on this shard. Cancelled if the module unloads first.
+  std::uint64_t after(std::uint64_t ms, std::function<void()> fn) {
+    auto* box = new std::function<void()>(std::move(fn));
+    std::uint64_t id = detail::api->timer_add(h_, ms, &Module::timer_trampoline, box);
+    timers_.push_back(id);
+    return id;
+  }
+  /// Per-user key-value documents. nullopt when absent; throws std::runtime_error on error.
+  std::optional<std::string> kv_get(std::string_view user, std::string_view store,
+                                    std::string_view key) {
+    std::string out;
+    int r = detail::api->kv_get(h_, detail::str(user), detail::str(store), detail::str(key),
+                                detail::collect, &out);
+    if (r < 0) throw std::runtime_error("storage error");
+    if (r == 0) return std::nullopt;
+    return out;
+  }
+  void kv_set(std::string_view user, std::string_view store, std::string_view key,
+              std::string_view value) {
+    if (detail::api->kv_set(h_, detail::str(user), detail::str(store), detail::str(key),
+                            detail::str(value)) != 0)
+      throw std::runtime_error("storage error");
+  }
+  void kv_delete(std::string_view user, std::string_view store, std::string_view key) {
+    if (detail::api->kv_set(h_, detail::str(user), detail::str(store), detail::str(key),
+                            sz_str{nullptr, 0}) != 0)
+      throw std::runtime_error("storage error");
+  }
+  /// Fires this plugin's own event; returns the verdict.
+  Verdict fire(const std::string& event, StanzaRef stanza = {}) {
+    return static_cast<Verdict>(detail::api->fire(h_, event.c_str(), stanza.get()));
+  }
+  sz_host* get() const { return h_; }
+
+ private:
+  std::vector<std::string> each(std::string_view host, bool features) const {
+    std::vector<std::string> out;
+    auto add = [](void* user, sz_str v) {
+      static_cast<std::vector<std::string>*>(user)->emplace_back(v.data ? v.data : "", v.len);
+    };
+    if (features) {
+      detail::api->each_feature(h_, detail::str(host), add, &out);
+    } else {
+      detail::api->each_identity(h_, detail::str(host), add, &out);
+    }
+    return out;
+  }
+  static sz_verdict trampoline(sz_event* e, void* user) {
+    Event ev(e);
+    try {
+      return static_cast<sz_verdict>((*static_cast<Handler*>(user))(ev));
+    } catch (const std::exception& ex) {
+      ev.error("internal-server-error", {}, "cancel");
+      std::string msg =
+          std::string("handler threw event=") + std::string(ev.name()) + " what=" + ex.what();
+      detail::api->log(nullptr, SZ_LOG_ERROR, msg.data(), msg.size());
+    } catch (...) {
+      ev.error("internal-server-error", {}, "cancel");
+      std::string msg = std::string("handler threw event=") + std::string(ev.name());
+      detail::api->log(nullptr, SZ_LOG_ERROR, msg.data(), msg.size());
+    }
+    return SZ_ERROR;
+  }
+  static void timer_trampoline(void* user) {
+    std::unique_ptr<std::function<void()>> fn(static_cast<std::function<void()>*>(user));
+    try {
+      (*fn)();
+    } catch (const std::exception& ex) {
+      std::string msg = std::string("timer threw what=") + ex.what();
+      detail::api->log(nullptr, SZ_LOG_ERROR, msg.data(), msg.size());
+    } catch (...) {
+    }
+  }
+
+  sz_host* h_;
+  std::vector<std::unique_ptr<Handler>> handlers_;
+  std::vector<std::uint64_t> timers_;
+};
+
+namespace detail {
+template <class T>
+struct Instance {
+  Module module;
+  std::unique_ptr<T> plugin;
+  explicit Instance(sz_host* h) : module(h) {}
+};
+
+template <class T>
+void* load(sz_host* h, const sz_host_api* a) {
+  if (!a || a->size < offsetof(sz_host_api, fire) + sizeof(a->fire)) return nullptr;
+  api = a;
+  try {
+    auto inst = std::make_unique<Instance<T>>(h);
+    inst->plugin = std::make_unique<T>(inst->module);
+    return inst.release();
+  } catch (const std::exception& ex) {
+    std::string msg = std::string("plugin load failed: ") + ex.what();
+    a->log(h, SZ_LOG_ERROR, msg.data(), msg.size());
+  } catch (...) {
+    a->log(h, SZ_LOG_ERROR, "plugin load failed", 18);
+  }
+  return nullptr;
+}
+
+template <class T>
+void unload(void* state) {
+  auto* inst = static_cast<Instance<T>*>(state);
+  try {
+    inst->plugin.reset();
+  } catch (...) {
+  }
+  delete inst;
+}
+}  // namespace detail
+
+}  // namespace stanzad::sdk
+
+/// Declares the plugin class T (constructed with a Module&, once per shard).
+#define STANZAD_PLUGIN(T, NAME, VERSION) STANZAD_PLUGIN_WITH(T, NAME, VERSION, nullptr, 0, nullptr)
+
+/// The same, with a static sz_option array (OPTS, COUNT) and a NULL-terminated list of
+/// plugin names it depends on (DEPS), either may be nullptr.
+#define STANZAD_PLUGIN_WITH(T, NAME, VERSION, OPTS, COUNT, DEPS)             \
+  extern "C" SZ_EXPORT const sz_plugin* stanzad_plugin_v1(void) {            \
+    static const sz_plugin descriptor = {SZ_ABI_MAJOR,                       \
+                                         sizeof(sz_plugin),                  \
+                                         NAME,                               \
+                                         VERSION,                            \
+                                         &::stanzad::sdk::detail::load<T>,   \
+                                         &::stanzad::sdk::detail::unload<T>, \
+                                         OPTS,                               \
+                                         COUNT,                              \
+                                         DEPS};                              \
+    return &descriptor;                                                      \
+  }

@@ -1,0 +1,99 @@
+// Loads, unloads and reloads plugins (shared libraries and Lua) on every shard, and serves
+// them the C ABI's host functions (sdk/include/stanzad/plugin.h).
+#pragma once
+
+#include <stanzad/plugin.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "net/shard.hpp"
+#include "plugin/hooks.hpp"
+
+namespace stanzad::xmpp {
+class Router;
+}
+
+namespace stanzad::plugin {
+
+struct LoadedPlugin;
+
+// Per-user key-value documents, as the storage layer offers them to plugins.
+struct KeyValueStore {
+  virtual ~KeyValueStore() = default;
+  // nullopt when absent; throws on a storage failure.
+  virtual std::optional<std::string> get(std::string_view user_jid, std::string_view store,
+                                         std::string_view key) = 0;
+  // value nullopt deletes. Throws on a storage failure.
+  virtual void set(std::string_view user_jid, std::string_view store, std::string_view key,
+                   std::optional<std::string_view> value) = 0;
+};
+
+// The pipeline: one hook registry per shard. fire() runs on the calling shard.
+class Pipeline {
+ public:
+  explicit Pipeline(unsigned shards) : registries_(shards) {}
+  HookRegistry& here() { return registries_[net::Shard::current()->index()]; }
+  HookRegistry& at(unsigned shard) { return registries_[shard]; }
+  sz_verdict fire(Event& ev) { return here().fire(ev); }
+
+ private:
+  std::vector<HookRegistry> registries_;
+};
+
+struct PluginInfo {
+  std::string name, host, version, kind, file;
+};
+
+class PluginManager {
+ public:
+  PluginManager(net::ShardSet& shards, Pipeline& pipeline, xmpp::Router& router,
+                const config::Config& config);
+  ~PluginManager();
+
+  void set_key_value_store(KeyValueStore* kv) { kv_ = kv; }
+  KeyValueStore* key_value_store() const { return kv_; }
+
+  // Loads every plugin of the configuration, dependencies first. A plugin that cannot load
+  // is refused with one line (returned, and logged) and the rest go on. Shards must be
+  // running; never call from a shard thread.
+  std::vector<std::string> load_all(const std::vector<config::PluginSpec>& specs);
+  // "" on success, else why not. Same threading rule as load_all.
+  std::string load(const config::PluginSpec& spec);
+  std::string unload(const std::string& name, const std::string& host = {});
+  std::string reload(const std::string& name, const std::string& host = {});
+  // Applies a new configuration's plugin list: loads new ones, unloads removed ones, reloads
+  // those whose options changed. Returns the errors.
+  std::vector<std::string> apply(const config::Config& config);
+  std::vector<PluginInfo> list() const;
+
+  // The C ABI function table handed to every plugin.
+  static const sz_host_api& api();
+
+ private:
+  std::string load_locked(const config::PluginSpec& spec);
+  std::string unload_locked(const std::string& name, const std::string& host);
+  std::filesystem::path resolve(const config::PluginSpec& spec, bool& lua) const;
+  std::string check_options(LoadedPlugin& p, const config::PluginSpec& spec) const;
+  void run_on_every_shard(const std::function<void(unsigned)>& fn);
+
+  net::ShardSet& shards_;
+  Pipeline& pipeline_;
+  xmpp::Router& router_;
+  std::filesystem::path source_;  // the config file, for error messages
+  std::filesystem::path plugin_dir_, lua_dir_;
+  KeyValueStore* kv_ = nullptr;
+  mutable std::mutex mutex_;  // guards plugins_ (control path only)
+  std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
+  std::uint64_t next_instance_ = 0;
+  bool missing_dependency_ = false;  // set by load_locked when a dependency is not loaded yet
+};
+
+}  // namespace stanzad::plugin
