@@ -1,0 +1,110 @@
+// The stanza pipeline's per-stanza cost: 10 pass-through C++ handlers (through the SDK's C ABI
+// trampolines), and 1 Lua handler; with the heap allocations each fire makes.
+//   build/bench/pipeline/pipeline_bench
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <new>
+#include <stanzad/plugin.hpp>
+
+#include "fake_host.hpp"
+#include "plugin/event.hpp"
+#include "xmpp/jid.hpp"
+
+namespace {
+
+std::atomic<std::uint64_t> allocations{0};
+
+}  // namespace
+
+void* operator new(std::size_t n) {
+  allocations.fetch_add(1, std::memory_order_relaxed);
+  if (void* p = std::malloc(n ? n : 1)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace sz = stanzad::sdk;
+
+// Ten observers, as archive, receipts, push and friends would be: each looks at the stanza
+// and passes.
+class TenObservers {
+ public:
+  explicit TenObservers(sz::Module& m) {
+    for (int i = 0; i < 10; ++i) {
+      m.hook("message/bare", [this](sz::Event& ev) {
+        seen_ += ev.stanza().name().size();
+        return sz::Verdict::pass;
+      });
+    }
+  }
+
+ private:
+  std::uint64_t seen_ = 0;
+};
+
+STANZAD_PLUGIN(TenObservers, "observers", "1.0.0")
+
+namespace {
+
+stanzad::xml::Element chat_message() {
+  stanzad::xml::Element msg("message", "jabber:client");
+  msg.set_attr("from", "romeo@example.org/orchard");
+  msg.set_attr("to", "juliet@example.org");
+  msg.set_attr("type", "chat");
+  msg.set_attr("id", "a1b2c3");
+  msg.add_child("body").add_text("But soft, what light through yonder window breaks?");
+  return msg;
+}
+
+void run(benchmark::State& state, stanzad::testing::FakeHost& host) {
+  auto msg = chat_message();
+  auto from = *stanzad::xmpp::Jid::parse("romeo@example.org/orchard");
+  auto to = *stanzad::xmpp::Jid::parse("juliet@example.org");
+  stanzad::plugin::Event ev;
+  ev.name = "message/bare";
+  ev.stanza = &msg;
+  ev.from = &from;
+  ev.to = &to;
+  ev.host = "example.org";
+  auto& hooks = host.hooks();
+  hooks.fire(ev);  // warm up
+  std::uint64_t before = allocations.load();
+  for (auto _ : state) benchmark::DoNotOptimize(hooks.fire(ev));
+  state.counters["allocs_per_fire"] = benchmark::Counter(
+      static_cast<double>(allocations.load() - before) / static_cast<double>(state.iterations()));
+}
+
+void BM_TenCxxHandlers(benchmark::State& state) {
+  stanzad::testing::FakeHost host({}, "example.org");
+  if (!host.load_cxx(stanzad_plugin_v1())) state.SkipWithError("load failed");
+  run(state, host);
+}
+BENCHMARK(BM_TenCxxHandlers);
+
+void BM_OneLuaHandler(benchmark::State& state) {
+  auto path = std::filesystem::temp_directory_path() / "mod_bench_observer.lua";
+  std::ofstream(path) << "local seen = 0\n"
+                         "module:hook(\"message/bare\", function(event)\n"
+                         "  seen = seen + #event.stanza.name\n"
+                         "end)\n";
+  stanzad::testing::FakeHost host({}, "example.org");
+  std::string error;
+  if (!host.load_lua("bench_observer", path.string(), &error)) state.SkipWithError(error.c_str());
+  run(state, host);
+}
+BENCHMARK(BM_OneLuaHandler);
+
+void BM_NoHandlers(benchmark::State& state) {
+  stanzad::testing::FakeHost host({}, "example.org");
+  run(state, host);
+}
+BENCHMARK(BM_NoHandlers);
+
+}  // namespace
+
+BENCHMARK_MAIN();
