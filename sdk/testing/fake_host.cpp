@@ -249,8 +249,8 @@ void FakeHost::fill_api() {
     fake(h)->features_.push_back(Feature{instance(h)->owner, std::string(view(var))});
   };
   api_.add_identity = [](sz_host* h, sz_str category, sz_str type, sz_str name) {
-    std::string v = std::string(view(category)) + "/" + std::string(view(type)) + "/" +
-                    std::string(view(name));
+    std::string v =
+        std::string(view(category)) + "/" + std::string(view(type)) + "/" + std::string(view(name));
     fake(h)->identities_.push_back(Feature{instance(h)->owner, std::move(v)});
   };
   api_.get_option = [](sz_host* h, sz_str name) -> sz_str {
@@ -279,8 +279,8 @@ void FakeHost::fill_api() {
   api_.event_reply = [](sz_event* e, sz_stanza* reply) {
     auto* ev = static_cast<FakeEvent*>(plugin::from_c(e));
     xml::Element* r = plugin::from_c(reply);
-    std::string to = ev->from ? ev->from->str()
-                              : (ev->stanza ? std::string(ev->stanza->attr("from")) : "");
+    std::string to =
+        ev->from ? ev->from->str() : (ev->stanza ? std::string(ev->stanza->attr("from")) : "");
     std::string from =
         ev->to ? ev->to->str() : (ev->stanza ? std::string(ev->stanza->attr("to")) : "");
     if (!to.empty()) r->set_attr("to", to);
@@ -299,8 +299,8 @@ void FakeHost::fill_api() {
                    void* ud) -> int {
     FakeHost* f = fake(h);
     if (f->fail_storage_) return -1;
-    auto it = f->kv_.find(
-        {std::string(view(user)), std::string(view(store)), std::string(view(key))});
+    auto it =
+        f->kv_.find({std::string(view(user)), std::string(view(store)), std::string(view(key))});
     if (it == f->kv_.end()) return 0;
     fn(ud, str(it->second));
     return 1;

@@ -1,8 +1,9 @@
 // sdk/testing/fake_host.hpp: an in-process host for unit tests of plugins, C++ or Lua, no server.
 //
 //   stanzad::testing::FakeHost host({{"body_limit_max_chars", "5"}});
-//   host.load_lua("body_limit", "lua/mod_body_limit.lua");   // or host.load_cxx(stanzad_plugin_v1())
-//   auto r = host.fire("message/bare", "<message to='a@example.org'><body>toolong</body></message>",
+//   host.load_lua("body_limit", "lua/mod_body_limit.lua");   // or
+//   host.load_cxx(stanzad_plugin_v1()) auto r = host.fire("message/bare", "<message
+//   to='a@example.org'><body>toolong</body></message>",
 //                      "b@example.org/x");
 //   EXPECT_EQ(r.verdict, SZ_ERROR);  host.sent(), host.logs(), host.advance(1000)...
 //
@@ -50,9 +51,10 @@ class FakeHost {
   using Options = std::map<std::string, std::string>;
 
   // `host` is the virtual host every loaded instance serves (module.host; "" for global).
-  explicit FakeHost(Options options = {}, std::string host = "example.org",
-                    std::uint32_t shard = 0, std::uint32_t shards = 1);
-  // FakeHost host({{"name", "value"}}) without the ambiguity of std::map's iterator-pair constructor.
+  explicit FakeHost(Options options = {}, std::string host = "example.org", std::uint32_t shard = 0,
+                    std::uint32_t shards = 1);
+  // FakeHost host({{"name", "value"}}) without the ambiguity of std::map's iterator-pair
+  // constructor.
   FakeHost(std::initializer_list<Options::value_type> options, std::string host = "example.org",
            std::uint32_t shard = 0, std::uint32_t shards = 1)
       : FakeHost(Options(options), std::move(host), shard, shards) {}

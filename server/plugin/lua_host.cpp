@@ -12,6 +12,7 @@ extern "C" {
 #include <lualib.h>
 }
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -41,13 +42,13 @@ struct Instance;
 // bumps the root's version and refs taken before it raise a Lua error instead of crashing.
 struct StanzaUd {
   sz_stanza* s = nullptr;
-  StanzaUd* root = nullptr;          // self for a root
-  std::uint64_t stamp = 0;           // root->version when this ref (and its cursor) was valid
-  std::uint64_t version = 0;         // root only
-  bool owned = false;                // root only: freed by __gc
-  bool valid = false;                // root only
+  StanzaUd* root = nullptr;           // self for a root
+  std::uint64_t stamp = 0;            // root->version when this ref (and its cursor) was valid
+  std::uint64_t version = 0;          // root only
+  bool owned = false;                 // root only: freed by __gc
+  bool valid = false;                 // root only
   const char* dead = "it was freed";  // root only: why it is invalid
-  std::vector<sz_stanza*> cursor;    // builder position (:tag/:up) below s; empty = s
+  std::vector<sz_stanza*> cursor;     // builder position (:tag/:up) below s; empty = s
 };
 
 struct Slot {  // one reusable event table + stanza per dispatch depth
@@ -197,25 +198,51 @@ sz_stanza* take(lua_State* L, int idx, const char* why) {
   return api_of(L).stanza_copy(ud->s);
 }
 
+void set_attr_from_stack(lua_State* L, sz_stanza* s, const char* k, size_t kl) {
+  int t = lua_type(L, -1);
+  if (t != LUA_TSTRING && t != LUA_TNUMBER)
+    luaL_error(L, "attribute '%s' must be a string, not %s", k, luaL_typename(L, -1));
+  size_t vl = 0;
+  const char* v = lua_tolstring(L, -1, &vl);  // converts the value only, never a key
+  api_of(L).stanza_set_attr(s, sz_str{k, kl}, sz_str{v, vl});
+}
+
+// Sets the attributes of table `idx` (xmlns excepted) in name order, so that output does not
+// depend on Lua's hash order.
 void apply_attrs(lua_State* L, int idx, sz_stanza* s) {
   if (lua_isnoneornil(L, idx)) return;
   idx = lua_absindex(L, idx);
   luaL_checktype(L, idx, LUA_TTABLE);
-  const sz_host_api& api = api_of(L);
+  struct Key {
+    const char* k;
+    size_t len;
+  };
+  constexpr int kMax = 32;
+  Key keys[kMax];  // plain array: a Lua error may longjmp out of here
+  int n = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     if (lua_type(L, -2) == LUA_TSTRING) {
       size_t kl = 0;
-      const char* k = lua_tolstring(L, -2, &kl);
+      const char* k = lua_tolstring(L, -2, &kl);  // kept alive by the table
       if (!eq(k, kl, "xmlns")) {
-        int t = lua_type(L, -1);
-        if (t != LUA_TSTRING && t != LUA_TNUMBER)
-          luaL_error(L, "attribute '%s' must be a string, not %s", k, luaL_typename(L, -1));
-        size_t vl = 0;
-        const char* v = lua_tolstring(L, -1, &vl);  // converts the value only, not the key
-        api.stanza_set_attr(s, sz_str{k, kl}, sz_str{v, vl});
+        if (n < kMax) {
+          keys[n++] = Key{k, kl};
+        } else {
+          set_attr_from_stack(L, s, k, kl);
+        }
       }
     }
+    lua_pop(L, 1);
+  }
+  std::sort(keys, keys + n, [](const Key& a, const Key& b) {
+    int c = std::memcmp(a.k, b.k, std::min(a.len, b.len));
+    return c != 0 ? c < 0 : a.len < b.len;
+  });
+  for (int i = 0; i < n; ++i) {
+    lua_pushlstring(L, keys[i].k, keys[i].len);
+    lua_rawget(L, idx);
+    set_attr_from_stack(L, s, keys[i].k, keys[i].len);
     lua_pop(L, 1);
   }
 }
@@ -340,7 +367,10 @@ sz_stanza* find_child(lua_State* L, StanzaUd* ud, int name_idx, sz_str ns) {
 int st_get_child(lua_State* L) {  // :get_child(name, xmlns) -> child | nil
   StanzaUd* ud = check_stanza(L, 1);
   sz_stanza* c = find_child(L, ud, 2, child_ns(L, 3, ud));
-  if (!c) return 0;
+  if (!c) {
+    lua_pushnil(L);
+    return 1;
+  }
   push_child(L, 1, c);
   return 1;
 }
@@ -348,7 +378,10 @@ int st_get_child(lua_State* L) {  // :get_child(name, xmlns) -> child | nil
 int st_get_child_text(lua_State* L) {  // :get_child_text(name, xmlns) -> string | nil
   StanzaUd* ud = check_stanza(L, 1);
   sz_stanza* c = find_child(L, ud, 2, child_ns(L, 3, ud));
-  if (!c) return 0;
+  if (!c) {
+    lua_pushnil(L);
+    return 1;
+  }
   api_of(L).stanza_text(c, push_cb, L);
   return 1;
 }
@@ -398,15 +431,17 @@ int st_children(lua_State* L) {  // for child in s:children() (element children 
 
 int st_childtags(lua_State* L) {  // for tag in s:childtags(name, xmlns)
   StanzaUd* ud = check_stanza(L, 1);
+  if (!lua_isnoneornil(L, 2)) luaL_checkstring(L, 2);
+  sz_str ns = child_ns(L, 3, ud);
+  lua_settop(L, 3);
   lua_pushvalue(L, 1);
   lua_pushinteger(L, 0);
   if (lua_isnoneornil(L, 2)) {
     lua_pushnil(L);
   } else {
-    luaL_checkstring(L, 2);
     lua_pushvalue(L, 2);
   }
-  push_sz(L, child_ns(L, 3, ud));
+  push_sz(L, ns);
   lua_pushcclosure(L, children_next, 4);
   return 1;
 }
@@ -509,7 +544,10 @@ int attr_index(lua_State* L) {
     return 1;
   }
   sz_str v = api_of(L).stanza_attr(ud->s, sz_str{k, len});
-  if (!v.data) return 0;
+  if (!v.data) {
+    lua_pushnil(L);
+    return 1;
+  }
   push_sz(L, v);
   return 1;
 }
@@ -906,8 +944,7 @@ bool parse_boolean(lua_State* L, int idx, const char* name) {
   size_t len = 0;
   const char* v = lua_tolstring(L, idx, &len);
   if (eq(v, len, "true") || eq(v, len, "yes") || eq(v, len, "on") || eq(v, len, "1")) return true;
-  if (eq(v, len, "false") || eq(v, len, "no") || eq(v, len, "off") || eq(v, len, "0"))
-    return false;
+  if (eq(v, len, "false") || eq(v, len, "no") || eq(v, len, "off") || eq(v, len, "0")) return false;
   luaL_error(L, "option %s='%s' is not a boolean (true/false)", name, v);
   return false;
 }
@@ -927,12 +964,18 @@ void check_number_option(lua_State* L, const char* name, bool integer) {
     }
   }
   lua_remove(L, -2);
-  if (!lua_isnoneornil(L, 4) && lua_compare(L, -1, 4, LUA_OPLT))
-    luaL_error(L, "option %s=%s is below the minimum %s", name, lua_tostring(L, -1),
-               luaL_tolstring(L, 4, nullptr));
-  if (!lua_isnoneornil(L, 5) && lua_compare(L, 5, -2, LUA_OPLT))
-    luaL_error(L, "option %s=%s is above the maximum %s", name, lua_tostring(L, -2),
-               luaL_tolstring(L, 5, nullptr));
+  int value = lua_gettop(L);
+  if (!lua_isnoneornil(L, 4) && lua_compare(L, value, 4, LUA_OPLT)) {
+    const char* min = luaL_tolstring(L, 4, nullptr);
+    luaL_error(L, "option %s=%s is below the minimum %s", name, luaL_tolstring(L, value, nullptr),
+               min);
+  }
+  if (!lua_isnoneornil(L, 5) && lua_compare(L, 5, value, LUA_OPLT)) {
+    const char* max = luaL_tolstring(L, 5, nullptr);
+    luaL_error(L, "option %s=%s is above the maximum %s", name, luaL_tolstring(L, value, nullptr),
+               max);
+  }
+  lua_settop(L, value);
 }
 
 int m_get_option(lua_State* L) {  // module:get_option(name, default): typed like the default

@@ -19,7 +19,7 @@ TEST_F(LuaTest, TimeAnswersEntityTime) {
   EXPECT_TRUE(r.handled());
   ASSERT_EQ(host.replies().size(), 1u);
   static const std::regex expected(
-      "<iq to='romeo@example.org/orchard' from='example.org' id='t1' type='result'>"
+      "<iq from='example.org' id='t1' to='romeo@example.org/orchard' type='result'>"
       "<time xmlns='urn:xmpp:time'><tzo>[+-]\\d\\d:\\d\\d</tzo>"
       "<utc>\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ</utc></time></iq>");
   EXPECT_TRUE(std::regex_match(host.replies()[0], expected)) << host.replies()[0];
@@ -48,14 +48,12 @@ TEST_F(LuaTest, BodyLimitRefusesLongBodies) {
   FakeHost defaults;
   ASSERT_TRUE(defaults.load_lua("body_limit", source_path("lua/mod_body_limit.lua"), &error));
   EXPECT_TRUE(defaults
-                  .fire("message/bare",
-                        "<message to='juliet@example.org'><body>" + std::string(10000, 'a') +
-                            "</body></message>")
+                  .fire("message/bare", "<message to='juliet@example.org'><body>" +
+                                            std::string(10000, 'a') + "</body></message>")
                   .passed());
   EXPECT_TRUE(defaults
-                  .fire("message/bare",
-                        "<message to='juliet@example.org'><body>" + std::string(10001, 'a') +
-                            "</body></message>")
+                  .fire("message/bare", "<message to='juliet@example.org'><body>" +
+                                            std::string(10001, 'a') + "</body></message>")
                   .error());
 
   FakeHost zero({{"body_limit_max_chars", "0"}});
@@ -72,8 +70,7 @@ TEST_F(LuaTest, HelloExampleRepliesAndCounts) {
       "<message to='example.org' from='romeo@example.org/orchard'><body>hello</body></message>";
   EXPECT_TRUE(host.fire("message/host", hello).handled());
   EXPECT_TRUE(host.fire("message/host", hello).handled());
-  EXPECT_TRUE(host
-                  .fire("message/host",
+  EXPECT_TRUE(host.fire("message/host",
                         "<message to='example.org' from='romeo@example.org/o'><body>bye</body>"
                         "</message>")
                   .passed());
