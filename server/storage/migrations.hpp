@@ -14,5 +14,7 @@ struct Migration {
 
 // schema/sqlite/*.sql in version order (generated sqlite_migrations.cpp).
 std::span<const Migration> sqlite_migrations();
+// schema/mysql/*.sql in version order (generated mysql_migrations.cpp).
+std::span<const Migration> mysql_migrations();
 
 }  // namespace stanzad::storage

@@ -111,7 +111,26 @@ Database::Database(const std::filesystem::path& file) : file_(file) {
 Database::~Database() { sqlite3_close(db_); }
 
 void Database::fail(std::string_view what) const {
-  throw StorageError(file_.string() + ": " + std::string(what) + ": " + sqlite3_errmsg(db_));
+  ErrorKind kind = ErrorKind::internal;
+  switch (sqlite3_errcode(db_) & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      kind = ErrorKind::overloaded;
+      break;
+    case SQLITE_IOERR:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_READONLY:
+      kind = ErrorKind::unavailable;
+      break;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      kind = ErrorKind::schema;
+      break;
+    default:
+      break;
+  }
+  throw StorageError(file_.string() + ": " + std::string(what) + ": " + sqlite3_errmsg(db_), kind);
 }
 
 void Database::exec(std::string_view sql) {
@@ -144,8 +163,9 @@ int Database::migrate(std::span<const Migration> migrations) {
     }
     if (current > known) {
       throw StorageError(file_.string() + ": database schema version " + std::to_string(current) +
-                         " is newer than this stanzad (knows " + std::to_string(known) +
-                         "); upgrade stanzad");
+                             " is newer than this stanzad (knows " + std::to_string(known) +
+                             "); upgrade stanzad",
+                         ErrorKind::schema);
     }
     auto now = std::chrono::duration_cast<std::chrono::seconds>(
                    std::chrono::system_clock::now().time_since_epoch())

@@ -1,4 +1,4 @@
-// stanzactl: add, change, remove and list accounts in the configured data directory.
+// stanzactl: add, change, remove and list accounts; export and import a server (XEP-0227).
 #include <termios.h>
 #include <unistd.h>
 
@@ -7,17 +7,20 @@
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <fstream>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "config/config.hpp"
-#include "storage/account_store.hpp"
+#include "storage/portable.hpp"
+#include "storage/storage.hpp"
 #include "xmpp/jid.hpp"
 
 namespace {
 
-using stanzad::storage::AccountStore;
+using stanzad::storage::Storage;
 
 // Every failure ends here: one line on stderr and a non-zero exit.
 struct Failure {
@@ -108,6 +111,13 @@ int main(int argc, char** argv) {
   deluser->add_option("JID", jid, "bare JID, user@host")->required();
   auto* list = app.add_subcommand("list", "list accounts, one JID a line");
   list->add_option("HOST", host, "only this host");
+  std::string file;
+  auto* exporter = app.add_subcommand(
+      "export", "write every account, its documents and offline messages as XEP-0227 XML");
+  exporter->add_option("FILE", file, "output file; - for standard output")->required();
+  auto* importer = app.add_subcommand(
+      "import", "read a XEP-0227 file (as written by export) into the configured storage");
+  importer->add_option("FILE", file, "input file; - for standard input")->required();
 
   try {
     try {
@@ -121,27 +131,30 @@ int main(int argc, char** argv) {
     auto config = stanzad::config::load(config_file);
     std::uint32_t iterations = config.limits.scram_iterations;
 
+    // Opened once the arguments are known to be good.
+    std::unique_ptr<Storage> store;
+    auto open_store = [&] { store = stanzad::storage::open(config); };
     if (adduser->parsed()) {
       Account a = account(config, jid);
       std::string secret = password(pw);
-      AccountStore store(config.data_dir);
-      if (store.create(a.host, a.username, secret, iterations) == AccountStore::Result::exists) {
+      open_store();
+      if (store->create(a.host, a.username, secret, iterations) == Storage::Result::exists) {
         fail("user " + a.jid() + " already exists");
       }
       std::cout << "created user " << a.jid() << "\n";
     } else if (passwd->parsed()) {
       Account a = account(config, jid);
       std::string secret = password(pw);
-      AccountStore store(config.data_dir);
-      if (store.set_password(a.host, a.username, secret, iterations) ==
-          AccountStore::Result::not_found) {
+      open_store();
+      if (store->set_password(a.host, a.username, secret, iterations) ==
+          Storage::Result::not_found) {
         fail("no user " + a.jid());
       }
       std::cout << "changed password of " << a.jid() << "\n";
     } else if (deluser->parsed()) {
       Account a = account(config, jid);
-      AccountStore store(config.data_dir);
-      if (store.remove(a.host, a.username) == AccountStore::Result::not_found) {
+      open_store();
+      if (store->remove(a.host, a.username) == Storage::Result::not_found) {
         fail("no user " + a.jid());
       }
       std::cout << "deleted user " << a.jid() << "\n";
@@ -154,8 +167,39 @@ int main(int argc, char** argv) {
           fail(*prepped + " is not a host in " + config.source.string());
         only = *prepped;
       }
-      AccountStore store(config.data_dir);
-      for (const auto& j : store.list(only)) std::cout << j << "\n";
+      open_store();
+      for (const auto& j : store->list(only)) std::cout << j << "\n";
+    } else if (exporter->parsed()) {
+      open_store();
+      stanzad::storage::PortableCounts n;
+      if (file == "-") {
+        n = stanzad::storage::export_xep0227(*store, config.hosts, std::cout);
+      } else {
+        // Written next to the target and renamed: a failed export leaves no half file.
+        std::string tmp = file + ".tmp";
+        {
+          std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+          if (!out) fail(tmp + ": cannot create");
+          n = stanzad::storage::export_xep0227(*store, config.hosts, out);
+          out.close();
+          if (!out) fail(tmp + ": cannot write");
+        }
+        if (std::rename(tmp.c_str(), file.c_str()) != 0) fail(file + ": cannot rename " + tmp);
+      }
+      std::cerr << "exported " << n.users << " users, " << n.documents << " documents, "
+                << n.offline << " offline messages from " << store->describe() << "\n";
+    } else if (importer->parsed()) {
+      open_store();
+      stanzad::storage::PortableCounts n;
+      if (file == "-") {
+        n = stanzad::storage::import_xep0227(*store, config.hosts, std::cin);
+      } else {
+        std::ifstream in(file, std::ios::binary);
+        if (!in) fail(file + ": cannot open");
+        n = stanzad::storage::import_xep0227(*store, config.hosts, in);
+      }
+      std::cout << "imported " << n.users << " users, " << n.documents << " documents, "
+                << n.offline << " offline messages into " << store->describe() << "\n";
     }
     std::cout.flush();
     if (!std::cout) fail("cannot write to standard output");
