@@ -234,6 +234,20 @@ void Router::bind(const Jid& full, SessionHandle handle, std::function<void()> d
   });
 }
 
+void Router::close_account(const Jid& bare, std::string condition, std::string text) {
+  net::Shard& owner = shards_.owner_of(bare.bare_str());
+  owner.run([this, bare, condition = std::move(condition), text = std::move(text)] {
+    auto& accounts = here().accounts;
+    auto it = accounts.find(bare.bare_str());
+    if (it == accounts.end()) return;
+    for (const auto& res : it->second.resources) {
+      res.handle.shard->run([w = res.handle.session, condition, text] {
+        if (auto s = w.lock()) s->close_with_stream_error(condition, text);
+      });
+    }
+  });
+}
+
 void Router::unbind(const Jid& full, std::uint64_t session_id) {
   net::Shard& owner = shards_.owner_of(full.bare_str());
   owner.run([this, full, session_id] {

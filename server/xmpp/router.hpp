@@ -56,6 +56,10 @@ class Router {
   // priority and delivers the presence to every available resource of the account.
   void broadcast_own_presence(Routed r, std::uint64_t session_id);
 
+  // Closes every session of an account with a stream error (account deleted, password
+  // changed…). Callable on any shard.
+  void close_account(const Jid& bare, std::string condition, std::string text);
+
   // Delivers to a session on its shard; dropped if the session is gone.
   static void deliver_to(const SessionHandle& h, xml::Element stanza);
 

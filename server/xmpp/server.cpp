@@ -241,6 +241,27 @@ std::string Server::control_command(const std::string& line) {
     reload_config();
     return "ok\n";
   }
+  if (words[0] == "user" && words.size() == 3 && (words[1] == "created" || words[1] == "deleted")) {
+    // stanzactl tells a running server what it did to an account: plugins hear user/created
+    // or user/deleted on the account's owner shard, and a deleted account's sessions end.
+    auto jid = Jid::parse(words[2]);
+    if (!jid || jid->node().empty() || !jid->is_bare() || !router_.is_local_host(jid->domain()))
+      return error("'" + words[2] + "' is not a local account");
+    std::string event = "user/" + words[1];
+    std::latch done(1);
+    shards_.owner_of(jid->bare_str()).run([&] {
+      plugin::Event ev;
+      ev.name = event;
+      ev.from = &*jid;
+      ev.to = &*jid;
+      ev.host = jid->domain();
+      pipeline_.fire(ev);
+      done.count_down();
+    });
+    done.wait();
+    if (words[1] == "deleted") router_.close_account(*jid, "not-authorized", "account deleted");
+    return "ok\n";
+  }
   if (words[0] != "plugin" || words.size() < 2) return error("unknown command '" + line + "'");
   const std::string& verb = words[1];
   if (verb == "list" && words.size() == 2) {
