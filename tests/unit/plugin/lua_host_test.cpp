@@ -403,6 +403,38 @@ TEST_F(LuaTest, FireOwnEventsNestedAndDiscoLists) {
   EXPECT_EQ(host.identities(), Strings{"server/im/stanzad"});
 }
 
+TEST_F(LuaTest, DispatchAllocatesNothingInLua) {
+  FakeHost host;
+  load(host, "mem", R"(
+    local seen = 0
+    module:hook("message/bare", function(event)
+      local s = event.stanza
+      seen = seen + #s.name + #event.name + #s.attr.type
+    end)
+    local marks, n = { 0, 0 }, 0
+    module:hook("test/gc", function(event)
+      if event.stanza then collectgarbage("stop") return true end
+      n = n + 1
+      marks[n] = collectgarbage("count")
+      return true
+    end)
+    module:hook("test/report", function()
+      module:log("info", "kb:%.3f %.3f", marks[1], marks[2])
+      return true
+    end)
+  )");
+  host.fire("test/gc", "<x/>");  // stop the collector: every allocation now shows in the count
+  host.fire("message/bare", kMsg);
+  host.fire("test/gc");
+  for (int i = 0; i < 1000; ++i) host.fire("message/bare", kMsg);
+  host.fire("test/gc");
+  host.fire("test/report");
+  auto kb = logged_with(host, "kb:");
+  ASSERT_EQ(kb.size(), 1u);
+  auto space = kb[0].find(' ');
+  EXPECT_EQ(kb[0].substr(3, space - 3), kb[0].substr(space + 1)) << kb[0];
+}
+
 TEST_F(LuaTest, ModuleFields) {
   FakeHost host({}, "example.org", 0, 2);
   load(host, "m", R"(
