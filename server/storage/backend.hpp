@@ -78,6 +78,8 @@ class Connection {
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
   virtual std::int64_t last_insert_id() = 0;
+  // Sql::conversation_bump returns the new last_seq as a row (UPDATE … RETURNING).
+  virtual bool bump_returns_seq() const { return false; }
   // Lost its server: thrown away instead of going back to the pool.
   virtual bool broken() const { return false; }
 };

@@ -65,7 +65,7 @@ std::string_view sqlite_sql(Sql s) {
     case Sql::conversation_find:
       return "SELECT id FROM conversations WHERE kind = ? AND name = ?";
     case Sql::conversation_bump:
-      return "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?";
+      return "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq";
     case Sql::conversation_last:
       return "SELECT last_seq FROM conversations WHERE id = ?";
     case Sql::participant_put:
@@ -181,6 +181,7 @@ class SqliteConnection final : public Connection {
     sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
   }
   std::int64_t last_insert_id() override { return sqlite3_last_insert_rowid(db_.handle()); }
+  bool bump_returns_seq() const override { return true; }
 
  private:
   Database db_;
@@ -201,6 +202,10 @@ std::filesystem::path prepare(const std::filesystem::path& file) {
 
 SqliteBackend::SqliteBackend(const std::filesystem::path& file, const Options& options)
     : file_(prepare(file)), options_(options) {
+  // Memory statistics take a global mutex on every allocation; nothing here reads them.
+  // Fails harmlessly (SQLITE_MISUSE) once SQLite is already initialized.
+  static const int configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  (void)configured;
   Database db(file_);
   version_ = db.migrate(sqlite_migrations());
 }

@@ -276,15 +276,20 @@ struct Storage::Impl {
 
   // --- write bodies shared by the synchronous and asynchronous forms
   static std::int64_t archive_in(Connection& c, const ArchivedMessage& m) {
-    {
+    std::int64_t seq = 0;
+    if (c.bump_returns_seq()) {
       Use bump(c, Sql::conversation_bump);
       bump->integer(1, m.conversation);
-      if (bump->run() == 0) {
-        throw StorageError("no conversation " + std::to_string(m.conversation));
+      if (!bump->next()) throw StorageError("no conversation " + std::to_string(m.conversation));
+      seq = bump->integer(0);
+    } else {
+      {
+        Use bump(c, Sql::conversation_bump);
+        bump->integer(1, m.conversation);
+        if (bump->run() == 0) {
+          throw StorageError("no conversation " + std::to_string(m.conversation));
+        }
       }
-    }
-    std::int64_t seq;
-    {
       Use last(c, Sql::conversation_last);
       last->integer(1, m.conversation);
       if (!last->next()) throw StorageError("no conversation " + std::to_string(m.conversation));
