@@ -268,6 +268,7 @@ bool ns_equal(sz_str a, sz_str b) {
 }
 
 int st_new(lua_State* L) {  // native.stanza(name, attrs)
+  lua_settop(L, 2);         // fixed slots: attrs_xmlns pushes above them
   sz_str name = to_sz(L, 1);
   sz_str ns = attrs_xmlns(L, 2);
   if (ns.len == 0) ns = sz_str{"jabber:client", 13};
@@ -294,6 +295,7 @@ int st_is_stanza(lua_State* L) {
 }
 
 int st_tag(lua_State* L) {  // :tag(name, attrs) -> self, positioned inside the new child
+  lua_settop(L, 3);         // fixed slots: attrs_xmlns pushes above them
   StanzaUd* ud = check_stanza(L, 1);
   sz_str name = to_sz(L, 2);
   sz_str ns = attrs_xmlns(L, 3);
@@ -318,6 +320,7 @@ int st_text(lua_State* L) {  // :text(s) -> self
 }
 
 int st_text_tag(lua_State* L) {  // :text_tag(name, text, attrs) -> self
+  lua_settop(L, 4);              // fixed slots: attrs_xmlns pushes above them
   StanzaUd* ud = check_stanza(L, 1);
   sz_str name = to_sz(L, 2);
   sz_str ns = attrs_xmlns(L, 4);
@@ -346,7 +349,10 @@ int st_reset(lua_State* L) {
 int st_add_child(lua_State* L) {  // :add_child(stanza) at the builder position -> self
   StanzaUd* ud = check_stanza(L, 1);
   sz_stanza* parent = cursor_of(L, ud);
-  sz_stanza* c = take(L, 2, "it was added to another stanza");
+  StanzaUd* other = check_stanza(L, 2);
+  // Adding a stanza to its own tree: append a copy (taking it would detach the parent).
+  sz_stanza* c = other->root == ud->root ? api_of(L).stanza_copy(other->s)
+                                         : take(L, 2, "it was added to another stanza");
   api_of(L).stanza_append(parent, c);
   changed(ud);
   lua_settop(L, 1);

@@ -247,12 +247,19 @@ TEST_F(LuaTest, StaleChildReferenceRaisesLuaError) {
     local ok, err = pcall(function() return body:get_text() end)
     module:log("info", "stale:%s %s", tostring(ok), err)
     module:log("info", "fresh:%s", m:get_child("body"):get_text())
+    local outer = st.stanza("outer"):tag("inner")
+    local extra = st.stanza("extra", { xmlns = "urn:example:e" })
+    outer:add_child(extra):up():add_child(outer)  -- into itself: a copy
+    module:log("info", "self:%s %s", tostring(outer), tostring(pcall(tostring, extra)))
   )");
   auto stale = logged_with(host, "stale:");
   ASSERT_EQ(stale.size(), 1u);
   EXPECT_NE(stale[0].find("stale:false"), std::string::npos);
   EXPECT_NE(stale[0].find("stale stanza reference"), std::string::npos);
   EXPECT_EQ(logged_with(host, "fresh:"), Strings{"fresh:a"});
+  EXPECT_EQ(logged_with(host, "self:"),
+            Strings{"self:<outer><inner><extra xmlns='urn:example:e'/></inner><outer><inner><extra "
+                    "xmlns='urn:example:e'/></inner></outer></outer> false"});
 }
 
 TEST_F(LuaTest, OptionsWithDefaultsAndBounds) {
