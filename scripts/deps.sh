@@ -7,7 +7,8 @@ packages=(
   libboost-dev libexpat1-dev libssl-dev libpugixml-dev libsqlite3-dev libidn-dev
   libfmt-dev libspdlog-dev libcli11-dev liblua5.4-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-slixmpp sqlite3
+  libmysqlcppconn-dev
+  python3 python3-slixmpp sqlite3 mariadb-server
 )
 
 missing=()
