@@ -35,6 +35,35 @@ net::CertificatePaths certificate_paths(const config::Config& c) {
   return {c.certificate, c.private_key};
 }
 
+// Plugins' per-user documents (the C ABI's kv_get/kv_set) in the storage's document store.
+class StorageKeyValue : public plugin::KeyValueStore {
+ public:
+  explicit StorageKeyValue(storage::Storage& storage) : storage_(storage) {}
+
+  std::optional<std::string> get(std::string_view user_jid, std::string_view store,
+                                 std::string_view key) override {
+    auto jid = account(user_jid);
+    return storage_.get(jid.domain(), jid.node(), store, key);
+  }
+  void set(std::string_view user_jid, std::string_view store, std::string_view key,
+           std::optional<std::string_view> value) override {
+    auto jid = account(user_jid);
+    if (value) {
+      storage_.put(jid.domain(), jid.node(), store, key, *value);
+    } else {
+      storage_.erase(jid.domain(), jid.node(), store, key);
+    }
+  }
+
+ private:
+  static Jid account(std::string_view user_jid) {
+    auto jid = Jid::parse(user_jid);
+    if (!jid || jid->node().empty()) throw std::invalid_argument("not an account JID");
+    return jid->bare();
+  }
+  storage::Storage& storage_;
+};
+
 }  // namespace
 
 Server::Server(config::Config config)
@@ -42,12 +71,15 @@ Server::Server(config::Config config)
       shards_(shard_count(config_)),
       router_(shards_, config_.hosts),
       pipeline_(shards_.size()),
-      accounts_(std::make_unique<storage::AccountStore>(config_.data_dir)),
+      accounts_(storage::open(config_)),
       workers_(2),
       tls_(net::make_server_context(certificate_paths(config_))),
       per_shard_(shards_.size()) {
   router_.set_pipeline(&pipeline_);
   plugins_ = std::make_unique<plugin::PluginManager>(shards_, pipeline_, router_, config_);
+  kv_ = std::make_unique<StorageKeyValue>(*accounts_);
+  plugins_->set_key_value_store(kv_.get());
+  spdlog::info("storage open {} schema={}", accounts_->describe(), accounts_->schema_version());
 }
 
 Server::~Server() {

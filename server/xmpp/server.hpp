@@ -15,7 +15,7 @@
 #include "net/shard.hpp"
 #include "net/worker_pool.hpp"
 #include "plugin/plugin_manager.hpp"
-#include "storage/account_store.hpp"
+#include "storage/storage.hpp"
 #include "xmpp/router.hpp"
 
 namespace stanzad::xmpp {
@@ -42,7 +42,8 @@ class Server {
   Router& router() { return router_; }
   plugin::Pipeline& pipeline() { return pipeline_; }
   plugin::PluginManager& plugins() { return *plugins_; }
-  storage::AccountStore& accounts() { return *accounts_; }
+  storage::Storage& accounts() { return *accounts_; }
+  storage::Storage& storage() { return *accounts_; }
   net::WorkerPool& workers() { return workers_; }
   boost::asio::ssl::context& tls() { return *tls_; }
   std::uint64_t next_session_id() { return ++session_ids_; }
@@ -75,7 +76,8 @@ class Server {
   Router router_;
   plugin::Pipeline pipeline_;
   std::unique_ptr<plugin::PluginManager> plugins_;
-  std::unique_ptr<storage::AccountStore> accounts_;
+  std::unique_ptr<storage::Storage> accounts_;
+  std::unique_ptr<plugin::KeyValueStore> kv_;
   net::WorkerPool workers_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -47,6 +47,13 @@ def wait_for_log(server, pattern, timeout=10):
 
 
 class PluginTestCase(unittest.TestCase):
+    def tmp(self):
+        import shutil
+        import tempfile
+        d = tempfile.mkdtemp(prefix="stanzad-plugin-")
+        self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+        return d
+
     def login(self, server, user, resource):
         raw = Raw(server)
         scram_login(raw, user, PASSWORDS[user], resource)
@@ -135,20 +142,60 @@ class Examples(PluginTestCase):
         path = os.path.join(ROOT, "sdk", "examples", "lua", "mod_hello.lua")
         config = BUILTINS + f"<plugin name='hello' file='{path}'/>"
         with Server(users=USERS, extra_config=config) as server:
-            wait_for_log(server, r"plugin loaded name=hello")
+            romeo = self.login(server, "romeo", "hello")
+            for n in (1, 2):
+                romeo.buf = b""
+                romeo.send("<message to='localhost'><body>hello</body></message>")
+                text = romeo.read_until("</message>")
+                # Counted in the key-value store (storage), per user.
+                self.assertIn(f"hello, romeo@localhost ({n} times)", text)
 
 
 class Management(PluginTestCase):
     def test_unload_and_load_at_run_time_keep_connections(self):
         with Server(users=USERS, extra_config=BUILTINS) as server:
             romeo = self.login(server, "romeo", "stays")
-            self.assertIn("ping", control(server, "plugin list"))
-            self.assertEqual("ok\n", control(server, "plugin unload ping"))
+            listed = server.ctl("plugin", "list").stdout
+            self.assertRegex(listed, r"(?m)^ping \* shared 1\.0\.0 ")
+            self.assertRegex(listed, r"(?m)^time \* lua ")
+            server.ctl("plugin", "unload", "ping")
             self.assertIn("<service-unavailable", self.iq(romeo, "<ping xmlns='urn:xmpp:ping'/>"))
-            self.assertEqual("ok\n", control(server, "plugin load ping"))
+            server.ctl("plugin", "load", "ping")
             self.assertRegex(self.iq(romeo, "<ping xmlns='urn:xmpp:ping'/>"), r"type='result'")
-            self.assertIn("error: plugin 'nonexistent' is not loaded",
-                          control(server, "plugin unload nonexistent"))
+            r = server.ctl("plugin", "unload", "nonexistent", check=False)
+            self.assertEqual(1, r.returncode)
+            self.assertEqual("stanzactl: plugin 'nonexistent' is not loaded\n", r.stderr)
+
+    def test_lua_plugin_reload_picks_up_an_edited_file(self):
+        path = os.path.join(self.tmp(), "mod_motd.lua")
+        with open(path, "w") as f:
+            f.write('module:hook("message/host", function(event)\n'
+                    '  event:reply(require("stanzad.stanza").message({type="chat"}, "first"))\n'
+                    '  return true\nend)\n')
+        with Server(users=USERS, extra_config=BUILTINS + f"<plugin name='motd' file='{path}'/>") as server:
+            romeo = self.login(server, "romeo", "motd")
+            romeo.send("<message to='localhost'><body>?</body></message>")
+            self.assertIn("<body>first</body>", romeo.read_until("</message>"))
+            with open(path) as f:
+                text = f.read()
+            with open(path, "w") as f:
+                f.write(text.replace('"first"', '"second"'))
+            server.ctl("plugin", "reload", "motd")
+            romeo.buf = b""
+            romeo.send("<message to='localhost'><body>?</body></message>")
+            self.assertIn("<body>second</body>", romeo.read_until("</message>"))
+
+    def test_deleting_a_user_tells_plugins_and_ends_their_sessions(self):
+        path = os.path.join(self.tmp(), "mod_goodbye.lua")
+        with open(path, "w") as f:
+            f.write('module:hook("user/deleted", function(event)\n'
+                    '  module:log("info", "goodbye %s", event.from)\nend)\n')
+        with Server(users=USERS, extra_config=BUILTINS + f"<plugin name='goodbye' file='{path}'/>") as server:
+            juliet = self.login(server, "juliet", "leaving")
+            server.ctl("deluser", "juliet@localhost")
+            self.assertIn("<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>",
+                          juliet.read_to_close())
+            wait_for_log(server, r"plugin=goodbye goodbye juliet@localhost")
 
     def test_broken_plugins_are_refused_with_their_reason_and_the_server_serves(self):
         config = BUILTINS + """

@@ -14,6 +14,7 @@ struct ControlReply {
 };
 
 // Sends one command line; nullopt when no server listens (not running, or another data dir).
-std::optional<ControlReply> control(const std::filesystem::path& socket, const std::string& command);
+std::optional<ControlReply> control(const std::filesystem::path& socket,
+                                    const std::string& command);
 
 }  // namespace stanzad::ctl

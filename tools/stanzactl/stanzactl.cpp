@@ -14,6 +14,7 @@
 #include <string>
 
 #include "config/config.hpp"
+#include "control.hpp"
 #include "storage/portable.hpp"
 #include "storage/storage.hpp"
 #include "xmpp/jid.hpp"
@@ -119,6 +120,19 @@ int main(int argc, char** argv) {
       "import", "read a XEP-0227 file (as written by export) into the configured storage");
   importer->add_option("FILE", file, "input file; - for standard input")->required();
 
+  auto* plugin = app.add_subcommand("plugin", "manage the plugins of the running server");
+  plugin->require_subcommand(1);
+  std::string plugin_name;
+  std::optional<std::string> plugin_host;
+  auto* plugin_list = plugin->add_subcommand("list", "loaded plugins: name host kind version file");
+  std::vector<CLI::App*> plugin_verbs;
+  for (const char* verb : {"load", "unload", "reload"}) {
+    auto* sub = plugin->add_subcommand(verb, std::string(verb) + " a plugin, globally or for HOST");
+    sub->add_option("NAME", plugin_name, "plugin name")->required();
+    sub->add_option("HOST", plugin_host, "virtual host (default: every host)");
+    plugin_verbs.push_back(sub);
+  }
+
   try {
     try {
       app.parse(argc, argv);
@@ -129,6 +143,13 @@ int main(int argc, char** argv) {
     }
 
     auto config = stanzad::config::load(config_file);
+    const auto socket = config.data_dir / "control.sock";
+    // Tells a running server what happened to an account (plugins hear user/created or
+    // user/deleted); nothing to tell when none runs.
+    auto notify = [&](const std::string& what, const std::string& jid) {
+      auto reply = stanzad::ctl::control(socket, "user " + what + " " + jid);
+      if (reply && !reply->ok) std::cerr << "stanzactl: the server said: " << reply->error << "\n";
+    };
     std::uint32_t iterations = config.limits.scram_iterations;
 
     // Opened once the arguments are known to be good.
@@ -142,6 +163,7 @@ int main(int argc, char** argv) {
         fail("user " + a.jid() + " already exists");
       }
       std::cout << "created user " << a.jid() << "\n";
+      notify("created", a.jid());
     } else if (passwd->parsed()) {
       Account a = account(config, jid);
       std::string secret = password(pw);
@@ -158,6 +180,20 @@ int main(int argc, char** argv) {
         fail("no user " + a.jid());
       }
       std::cout << "deleted user " << a.jid() << "\n";
+      notify("deleted", a.jid());
+    } else if (plugin->parsed()) {
+      std::string command = "plugin list";
+      for (auto* sub : plugin_verbs) {
+        if (sub->parsed()) {
+          command = "plugin " + sub->get_name() + " " + plugin_name;
+          if (plugin_host) command += " " + *plugin_host;
+        }
+      }
+      (void)plugin_list;
+      auto reply = stanzad::ctl::control(socket, command);
+      if (!reply) fail("no stanzad is running with " + socket.string());
+      std::cout << reply->body;
+      if (!reply->ok) fail(reply->error);
     } else if (list->parsed()) {
       std::string only;
       if (host) {
