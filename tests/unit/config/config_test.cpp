@@ -166,7 +166,7 @@ TEST_F(ConfigTest, ParseNamesTheGivenFileWithoutReadingIt) {
   } catch (const ConfigError& e) {
     EXPECT_STREQ(e.what(),
                  "memory.xml:2: option 'nope': unknown element (expected one of: server, log, "
-                 "host, tls, c2s, c2s-tls, limits)");
+                 "host, tls, c2s, c2s-tls, limits, plugins, plugin, storage)");
   }
 }
 
@@ -187,9 +187,9 @@ struct BadCase {
 
 TEST_F(ConfigTest, BadValuesNameFileLineAndOption) {
   const BadCase cases[] = {
-      {"<storage/>",
-       "option 'storage': unknown element (expected one of: server, log, host, tls, c2s, c2s-tls, "
-       "limits)"},
+      {"<nope/>",
+       "option 'nope': unknown element (expected one of: server, log, host, tls, c2s, c2s-tls, "
+       "limits, plugins, plugin, storage)"},
       {"<c2s prot=\"5222\"/>",
        "option 'c2s/prot': unknown attribute (expected one of: address, port, require-tls)"},
       {"<host/>", "option 'host/name': required attribute is missing"},
@@ -223,7 +223,13 @@ TEST_F(ConfigTest, BadValuesNameFileLineAndOption) {
       {"<limits scram-iterations=\"1000\"/>",
        "option 'limits/scram-iterations': '1000' is too small (at least 4096)"},
       {"<host name=\"a\"><plugin/></host>",
-       "option 'host/plugin': unknown element (<host> takes no child elements)"},
+       "option 'host/plugin/name': required attribute is missing"},
+      {"<host name=\"a\"><module name=\"x\"/></host>",
+       "option 'host/module': unknown element (expected one of: plugin)"},
+      {"<plugin name=\"Ping\"/>",
+       "option 'plugin/name': 'Ping' is not a plugin name (a-z, 0-9, _ and -)"},
+      {"<plugins directory=\"\" lua=\"x\"/>",
+       "option 'plugins/lua': unknown attribute (expected one of: directory, lua-directory)"},
       {"<limits>64</limits>", "option 'limits': unexpected text '64'"},
       {"some text", "option 'stanzad': unexpected text 'some text'"},
   };
@@ -286,3 +292,29 @@ TEST_F(ConfigTest, SyntaxErrorsNameTheLine) {
 
 }  // namespace
 }  // namespace stanzad::config
+
+TEST(ConfigPlugins, GlobalAndPerHostPluginsKeepTheirOptionsAndLines) {
+  auto c = stanzad::config::parse(
+      "<stanzad>\n"
+      "<host name='example.org'>\n"
+      "  <plugin name='greeter' greeter_text='hi'\n"
+      "          greeter_delay_ms='5'/>\n"
+      "</host>\n"
+      "<c2s port='5222'/>\n"
+      "<plugin name='ping' file='plugins/libping.so'/>\n"
+      "</stanzad>\n",
+      "/etc/stanzad/stanzad.xml");
+  ASSERT_EQ(2u, c.plugins.size());
+  const auto& greeter = c.plugins[0];
+  EXPECT_EQ("greeter", greeter.name);
+  EXPECT_EQ("example.org", greeter.host);
+  EXPECT_EQ(3u, greeter.line);
+  ASSERT_EQ(2u, greeter.options.size());
+  EXPECT_EQ("hi", greeter.options.at("greeter_text").value);
+  EXPECT_EQ(3u, greeter.options.at("greeter_text").line);
+  EXPECT_EQ(4u, greeter.options.at("greeter_delay_ms").line);
+  const auto& ping = c.plugins[1];
+  EXPECT_EQ("", ping.host);
+  EXPECT_EQ("/etc/stanzad/plugins/libping.so", ping.file.string());
+  EXPECT_TRUE(ping.options.empty());
+}
