@@ -112,12 +112,16 @@ void run_archive(benchmark::State& state, Storage* s) {
 void BM_ArchiveSqliteGroupCommit(benchmark::State& state) {
   auto dir = temp_dir();
   {
-    auto s = sqlite(dir, 2000);
+    auto s = sqlite(dir, static_cast<std::size_t>(state.range(1)));
     run_archive(state, s.get());
   }
   fs::remove_all(dir);
 }
-BENCHMARK(BM_ArchiveSqliteGroupCommit)->Arg(20000)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ArchiveSqliteGroupCommit)
+    ->Args({20000, 2000})
+    ->Args({20000, 10000})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void BM_ArchiveSqliteOneTransactionEach(benchmark::State& state) {
   auto dir = temp_dir();

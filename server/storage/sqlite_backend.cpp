@@ -216,23 +216,50 @@ std::unique_ptr<Connection> SqliteBackend::connect() {
 
 std::string SqliteBackend::describe() const { return "sqlite " + file_.string(); }
 
-// FTS5: every word as a quoted string (so that no input is query syntax), all required.
+namespace {
+
+// A code point that FTS5's unicode61 tokenizer treats as a separator, for the ranges that
+// matter in chat: ASCII punctuation and spaces, Latin-1 punctuation, general punctuation
+// (’ “ … –), CJK punctuation. Others are taken as part of a word.
+bool separator(char32_t c) {
+  if (c < 0x80) return !std::isalnum(static_cast<unsigned char>(c));
+  return (c >= 0xA0 && c <= 0xBF) || c == 0xD7 || c == 0xF7 || (c >= 0x2000 && c <= 0x206F) ||
+         (c >= 0x3000 && c <= 0x303F) || (c >= 0xFE30 && c <= 0xFE4F) ||
+         (c >= 0xFF00 && c <= 0xFF0F);
+}
+
+}  // namespace
+
+// FTS5: the words split as the tokenizer splits them, each as a quoted one-token string (so
+// that no input is query syntax, and no phrase query reaches an index without positions),
+// all required.
 std::pair<Sql, std::string> SqliteBackend::search_query(std::string_view words) const {
-  std::string out;
-  std::size_t i = 0;
-  while (i < words.size()) {
-    while (i < words.size() && std::isspace(static_cast<unsigned char>(words[i]))) ++i;
-    std::size_t start = i;
-    while (i < words.size() && !std::isspace(static_cast<unsigned char>(words[i]))) ++i;
-    if (i == start) break;
+  std::string out, token;
+  auto flush = [&] {
+    if (token.empty()) return;
     if (!out.empty()) out += ' ';
-    out += '"';
-    for (char c : words.substr(start, i - start)) {
-      if (c == '"') out += '"';
-      out += c;
+    out += '"' + token + '"';  // a token holds no '"': it is a separator
+    token.clear();
+  };
+  for (std::size_t i = 0; i < words.size();) {
+    auto b = static_cast<unsigned char>(words[i]);
+    std::size_t len = b < 0x80           ? 1
+                      : (b >> 5) == 0x6  ? 2
+                      : (b >> 4) == 0xE  ? 3
+                      : (b >> 3) == 0x1E ? 4
+                                         : 1;
+    if (i + len > words.size()) len = 1;
+    char32_t c = len == 1 ? b : b & (0x7F >> len);
+    for (std::size_t k = 1; k < len; ++k)
+      c = (c << 6) | (static_cast<unsigned char>(words[i + k]) & 0x3F);
+    if (separator(c)) {
+      flush();
+    } else {
+      token.append(words.substr(i, len));
     }
-    out += '"';
+    i += len;
   }
+  flush();
   return {Sql::search_words, out};
 }
 

@@ -208,7 +208,9 @@ TEST_P(StorageTest, FullTextSearch) {
   EXPECT_TRUE(s.search(c, "tybalt").empty());
   EXPECT_TRUE(s.search(c, "   ").empty());
   EXPECT_NO_THROW(s.search(c, "\"unbalanced * AND OR ( -x +y"));  // input is never syntax
-  EXPECT_EQ(s.search(c, "is").size(), 1u);                        // short words: LIKE on MySQL
+  EXPECT_NO_THROW(s.search(c, "don\u2019t \u201cquoted\u201d it's \u2026 NEAR(a b) x:y"));
+  EXPECT_EQ(s.search(c, "ROMEO!").size(), 2u);
+  EXPECT_EQ(s.search(c, "is").size(), 1u);  // short words: LIKE on MySQL
   auto limited = s.search(c, "romeo", 1);
   ASSERT_EQ(limited.size(), 1u);
   EXPECT_EQ(limited[0].seq, 3);  // the newest
