@@ -71,6 +71,7 @@ void FakeHost::drop(Instance& inst) {
     inst.cxx->unload(inst.state);
   }
   std::erase_if(features_, [&](const Feature& f) { return f.owner == inst.owner; });
+  std::erase_if(stream_features_, [&](const Feature& f) { return f.owner == inst.owner; });
   std::erase_if(identities_, [&](const Feature& f) { return f.owner == inst.owner; });
   std::erase_if(instances_, [&](const auto& p) { return p.get() == &inst; });
 }
@@ -205,6 +206,12 @@ void FakeHost::set_kv(const std::string& user, const std::string& store, const s
   kv_[{user, store, key}] = value;
 }
 
+std::vector<std::string> FakeHost::stream_features() const {
+  std::vector<std::string> out;
+  for (const auto& f : stream_features_) out.push_back(f.value);
+  return out;
+}
+
 std::vector<std::string> FakeHost::features() const {
   std::vector<std::string> out;
   for (const auto& f : features_) out.push_back(f.value);
@@ -244,6 +251,11 @@ void FakeHost::fill_api() {
     if (!f) return;
     f->logs_.push_back(LogLine{level, h ? instance(h)->name : std::string(),
                                std::string(msg ? msg : "", msg ? len : 0)});
+  };
+  api_.add_stream_feature = [](sz_host* h, sz_str xml, int stage) {
+    std::string prefix = stage == SZ_STAGE_PRE_AUTH ? "pre:" : "post:";
+    fake(h)->stream_features_.push_back(
+        Feature{instance(h)->owner, prefix + std::string(view(xml))});
   };
   api_.add_feature = [](sz_host* h, sz_str var) {
     fake(h)->features_.push_back(Feature{instance(h)->owner, std::string(view(var))});

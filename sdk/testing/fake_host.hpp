@@ -107,6 +107,8 @@ class FakeHost {
 
   // Features and identities ("category/type/name") declared by loaded plugins.
   std::vector<std::string> features() const;
+  // Stream features declared (add_stream_feature), as "pre:<xml>" or "post:<xml>".
+  std::vector<std::string> stream_features() const;
   std::vector<std::string> identities() const;
   void add_local_host(const std::string& domain) { local_hosts_.insert(domain); }
 
@@ -143,7 +145,7 @@ class FakeHost {
   plugin::HookRegistry hooks_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::uint64_t next_owner_ = 0;
-  std::vector<Feature> features_, identities_;
+  std::vector<Feature> features_, identities_, stream_features_;
   std::vector<xml::Element> sent_;
   std::vector<std::string> sent_xml_, replies_;
   std::vector<LogLine> logs_;

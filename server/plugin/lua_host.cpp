@@ -872,6 +872,20 @@ int m_add_feature(lua_State* L) {
   return 0;
 }
 
+// module:add_stream_feature(xml_or_stanza, after_auth = true)
+int m_add_stream_feature(lua_State* L) {
+  Instance* inst = self_inst(L);
+  if (!SZ_HAS(inst->api, add_stream_feature))
+    return luaL_error(L, "this server has no stream features for plugins (ABI < 1.1)");
+  lua_settop(L, 3);
+  std::size_t len = 0;
+  const char* xml = luaL_tolstring(L, 2, &len);  // a stanza's __tostring is its XML
+  bool after_auth = lua_isnil(L, 3) || lua_toboolean(L, 3);
+  inst->api->add_stream_feature(inst->host, sz_str{xml, len},
+                                after_auth ? SZ_STAGE_POST_AUTH : SZ_STAGE_PRE_AUTH);
+  return 0;
+}
+
 int m_add_identity(lua_State* L) {  // module:add_identity(category, type, name)
   Instance* inst = self_inst(L);
   inst->api->add_identity(inst->host, to_sz(L, 2), to_sz(L, 3), opt_sz(L, 4));
@@ -1193,6 +1207,7 @@ void register_module(lua_State* L) {
       {"log", m_log},
       {"send", m_send},
       {"add_feature", m_add_feature},
+      {"add_stream_feature", m_add_stream_feature},
       {"add_identity", m_add_identity},
       {"features", m_features},
       {"identities", m_identities},

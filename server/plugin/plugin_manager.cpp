@@ -30,7 +30,8 @@ struct sz_host {
   unsigned shard = 0;
   void* state = nullptr;
   std::vector<std::string> features;
-  std::vector<std::string> identities;  // category/type/name
+  std::vector<std::string> identities;          // category/type/name
+  std::vector<std::string> stream_features[2];  // by SZ_STAGE_*
   std::set<std::string, std::less<>> requested_options;
   std::map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> timers;
   std::uint64_t next_timer = 0;
@@ -105,6 +106,14 @@ sz_host_api make_api() {
   a.add_identity = [](sz_host* h, sz_str category, sz_str type, sz_str name) {
     h->identities.push_back(std::string(view(category)) + "/" + std::string(view(type)) + "/" +
                             std::string(view(name)));
+  };
+  a.add_stream_feature = [](sz_host* h, sz_str xml, int stage) {
+    if (stage != SZ_STAGE_PRE_AUTH && stage != SZ_STAGE_POST_AUTH) return;
+    if (!parse_element(view(xml))) {
+      spdlog::error("plugin={} stream feature is not one XML element", h->plugin->spec.name);
+      return;
+    }
+    h->stream_features[stage].emplace_back(view(xml));
   };
   a.get_option = [](sz_host* h, sz_str name) -> sz_str {
     h->requested_options.emplace(view(name));
@@ -523,6 +532,13 @@ std::vector<std::string> PluginManager::apply(const config::Config& config) {
   auto more = load_all(to_load);
   errors.insert(errors.end(), more.begin(), more.end());
   return errors;
+}
+
+void PluginManager::stream_features(int stage, std::string_view host, std::string& out) {
+  for (sz_host* h : instances_by_shard[net::Shard::current()->index()]) {
+    if (!h->plugin->spec.host.empty() && h->plugin->spec.host != host) continue;
+    for (const auto& f : h->stream_features[stage]) out.append(f);
+  }
 }
 
 std::vector<PluginInfo> PluginManager::list() const {

@@ -73,6 +73,8 @@ class PluginManager {
   // those whose options changed. Returns the errors.
   std::vector<std::string> apply(const config::Config& config);
   std::vector<PluginInfo> list() const;
+  // Appends the stream features plugins declared for `host` at `stage` (SZ_STAGE_*); on a shard.
+  static void stream_features(int stage, std::string_view host, std::string& out);
 
   // The C ABI function table handed to every plugin.
   static const sz_host_api& api();

@@ -311,6 +311,7 @@ void C2SSession::send_features() {
     out.append(
         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
         "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>");
+    plugin::PluginManager::stream_features(SZ_STAGE_POST_AUTH, host_, out);
   } else {
     if (!tls_) {
       out.append("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'>");
@@ -323,6 +324,7 @@ void C2SSession::send_features() {
           "<mechanism>SCRAM-SHA-256</mechanism><mechanism>SCRAM-SHA-1</mechanism>");
       if (tls_) out.append("<mechanism>PLAIN</mechanism>");  // never in the clear
       out.append("</mechanisms>");
+      plugin::PluginManager::stream_features(SZ_STAGE_PRE_AUTH, host_, out);
     }
   }
   out.append("</stream:features>");
@@ -687,6 +689,14 @@ void C2SSession::reply_error(const xml::Element& stanza, std::string_view condit
 void C2SSession::handle_bound(xml::Element&& stanza) {
   const std::string& kind = stanza.name();
   if (stanza.xmlns() != ns::client || (kind != "message" && kind != "presence" && kind != "iq")) {
+    // Elements of a plugin's stream feature (RFC 6120 §4.3.2): the plugin takes them.
+    plugin::Event ev;
+    ev.name = "stream/element";
+    ev.stanza = &stanza;
+    ev.from = &*jid_;
+    ev.session = &*jid_;
+    ev.host = host_;
+    if (server_.pipeline().fire(ev) == SZ_HANDLED) return;
     close_with_stream_error("unsupported-stanza-type", "not a stanza");
     return;
   }

@@ -235,7 +235,7 @@ def scram_login(raw, user, password, resource="raw"):
         raise AssertionError("authentication failed: " + raw.buf.decode(errors="replace"))
     raw.buf = b""
     raw.open_stream()
-    raw.read_until("</stream:features>")
+    raw.features = raw.read_until("</stream:features>")
     raw.buf = b""
     raw.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
              f"<resource>{resource}</resource></bind></iq>")

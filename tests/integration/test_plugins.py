@@ -185,6 +185,24 @@ class Management(PluginTestCase):
             romeo.send("<message to='localhost'><body>?</body></message>")
             self.assertIn("<body>second</body>", romeo.read_until("</message>"))
 
+    def test_stream_features_and_their_elements_reach_the_plugin(self):
+        path = os.path.join(self.tmp(), "mod_knock.lua")
+        with open(path, "w") as f:
+            f.write('module:add_stream_feature("<knock xmlns=\'urn:example:knock\'/>")\n'
+                    'module:hook("stream/element", function(event)\n'
+                    '  if event.stanza.attr.xmlns ~= "urn:example:knock" then return end\n'
+                    '  module:log("info", "knocked by %s", event.session_jid)\n'
+                    '  return true\nend)\n')
+        with Server(users=USERS, extra_config=BUILTINS + f"<plugin name='knock' file='{path}'/>") as server:
+            romeo = self.login(server, "romeo", "knocker")
+            self.assertIn("<knock xmlns='urn:example:knock'/>", romeo.features)
+            romeo.send("<knock xmlns='urn:example:knock'/>")
+            wait_for_log(server, r"plugin=knock knocked by romeo@localhost/knocker")
+            # The stream is still fine; an element nobody takes still closes it.
+            self.assertRegex(self.iq(romeo, "<ping xmlns='urn:xmpp:ping'/>"), r"type='result'")
+            romeo.send("<other xmlns='urn:example:other'/>")
+            self.assertIn("<unsupported-stanza-type", romeo.read_to_close())
+
     def test_deleting_a_user_tells_plugins_and_ends_their_sessions(self):
         path = os.path.join(self.tmp(), "mod_goodbye.lua")
         with open(path, "w") as f:

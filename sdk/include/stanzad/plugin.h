@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define SZ_ABI_MAJOR 1
-#define SZ_ABI_MINOR 0
+#define SZ_ABI_MINOR 1
 
 /** True if `ptr` (a struct with a leading uint32_t size) has `member`. */
 #define SZ_HAS(ptr, member) \
@@ -154,7 +154,17 @@ typedef struct {
   /** Fires a plugin's own event (name starts with the plugin's name) to every handler on
    * this shard; `stanza` is borrowed and may be NULL. @return the verdict. */
   sz_verdict (*fire)(sz_host *, const char *event, sz_stanza *stanza);
+
+  /* ---- added in 1.1 (check SZ_HAS) -------------------------------------------------- */
+  /** Declares a stream feature (RFC 6120 §4.3.2): `xml` is one element, offered in
+   * <stream:features> at `stage` SZ_STAGE_PRE_AUTH (after TLS, beside SASL) or
+   * SZ_STAGE_POST_AUTH (beside resource binding). Its elements from the client arrive as the
+   * `stream/element` event. */
+  void (*add_stream_feature)(sz_host *, sz_str xml, int stage);
 } sz_host_api;
+
+#define SZ_STAGE_PRE_AUTH 0
+#define SZ_STAGE_POST_AUTH 1
 
 /** The kind of an option's value, for validation and docs. */
 typedef enum { SZ_OPT_STRING = 0, SZ_OPT_INTEGER = 1, SZ_OPT_BOOLEAN = 2 } sz_option_type;

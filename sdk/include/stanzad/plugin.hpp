@@ -253,6 +253,14 @@ class Module {
       throw std::invalid_argument("invalid event name: " + event);
   }
   void add_feature(std::string_view var) { detail::api->add_feature(h_, detail::str(var)); }
+  /// Offers a stream feature (one element, as XML) before authentication or beside binding.
+  /// Needs a 1.1 server; throws on an older one.
+  void add_stream_feature(std::string_view xml, bool after_auth = true) {
+    if (!SZ_HAS(detail::api, add_stream_feature))
+      throw std::runtime_error("this server has no stream features for plugins (ABI < 1.1)");
+    detail::api->add_stream_feature(h_, detail::str(xml),
+                                    after_auth ? SZ_STAGE_POST_AUTH : SZ_STAGE_PRE_AUTH);
+  }
   void add_identity(std::string_view category, std::string_view type, std::string_view name = {}) {
     detail::api->add_identity(h_, detail::str(category), detail::str(type), detail::str(name));
   }
