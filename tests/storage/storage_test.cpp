@@ -2,12 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
 
 #include "storage/portable.hpp"
+#include "storage/sqlite.hpp"
 #include "storage_common.hpp"
 
 namespace stanzad::storage {
@@ -337,6 +340,52 @@ TEST_P(StorageTest, PortableExportImportRoundTrip) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, StorageTest, ::testing::Values("sqlite", "mysql"),
                          [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace stanzad::storage
+
+namespace stanzad::storage {
+namespace {
+
+// With the writer stuck behind another process's write lock, writes beyond queue-limit are
+// refused at once with overloaded (resource-constraint); the accepted ones commit afterwards.
+TEST(StorageSqlite, QueueLimitRefusesWithResourceConstraint) {
+  auto dir = testing::temp_dir();
+  SqliteBackend::Options o;
+  o.queue_limit = 10;
+  {
+    Storage s(std::make_unique<SqliteBackend>(dir / "stanzad.sqlite", o));
+    Database other(dir / "stanzad.sqlite");
+    other.exec("BEGIN IMMEDIATE");  // the writer's BEGIN IMMEDIATE now waits (busy timeout)
+    std::mutex mutex;
+    std::condition_variable cv;
+    int ok = 0, overloaded = 0, done = 0;
+    for (int i = 0; i < 100; ++i) {
+      s.put_async("localhost", "romeo", "s", std::to_string(i), "v", [&](WriteResult r) {
+        std::lock_guard lock(mutex);
+        ++done;
+        if (r.ok()) {
+          ++ok;
+        } else if (r.error->kind == ErrorKind::overloaded) {
+          ++overloaded;
+          EXPECT_EQ(stanza_condition(r.error->kind), "resource-constraint");
+        }
+        cv.notify_all();
+      });
+    }
+    {
+      std::unique_lock lock(mutex);
+      EXPECT_GE(overloaded, 80);
+      EXPECT_EQ(ok, 0);
+    }
+    other.exec("COMMIT");
+    std::unique_lock lock(mutex);
+    cv.wait(lock, [&] { return done == 100; });
+    EXPECT_EQ(ok + overloaded, 100);
+    EXPECT_EQ(s.items("localhost", "romeo", "s").size(), static_cast<std::size_t>(ok));
+  }
+  std::filesystem::remove_all(dir);
+}
 
 }  // namespace
 }  // namespace stanzad::storage
