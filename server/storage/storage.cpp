@@ -264,7 +264,9 @@ struct Storage::Impl {
       } catch (const StorageError& e) {
         if (!wconn->broken()) {
           wconn->rollback();
-          if (batch.size() == 1) return fail_all(batch, 0, e);
+          // Only a write's own failure (a constraint) is worth replaying the others alone; a
+          // busy database or a full disk would fail each of them again, slowly.
+          if (batch.size() == 1 || e.kind != ErrorKind::internal) return fail_all(batch, 0, e);
           return one_by_one(batch);
         }
         wconn.reset();
