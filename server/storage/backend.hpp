@@ -52,6 +52,9 @@ enum class Sql {
   media_get,
   media_delete,
   media_owner,
+  conversation_all,
+  status_conversation,
+  media_all,
   count_
 };
 

@@ -3,7 +3,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <future>
 #include <iostream>
+#include <memory>
 #include <pugixml.hpp>
 #include <sstream>
 
@@ -183,6 +185,135 @@ UserData read_user(const std::string& host, pugi::xml_node user) {
   return u;
 }
 
+std::int64_t number(pugi::xml_node n, const char* attr) {
+  std::string text = n.attribute(attr).value();
+  std::int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+    throw PortableError(std::string("bad number in <") + n.name() + " " + attr + "='" + text +
+                        "'>");
+  }
+  return v;
+}
+
+constexpr const char* kKinds[] = {"", "direct", "group"};
+constexpr const char* kDeliveries[] = {"sent", "delivered", "read"};
+
+void export_archive(Storage& storage, pugi::xml_node root, PortableCounts& counts) {
+  auto conversations = storage.conversations();
+  auto media = storage.media_all();
+  if (conversations.empty() && media.empty()) return;
+  auto archive = root.append_child("archive");
+  archive.append_attribute("xmlns") = kPortableNs;
+  for (const auto& c : conversations) {
+    auto conv = archive.append_child("conversation");
+    conv.append_attribute("kind") = kKinds[static_cast<int>(c.kind)];
+    conv.append_attribute("name") = c.name.c_str();
+    for (const auto& p : storage.participants(c.id)) {
+      auto e = conv.append_child("participant");
+      e.append_attribute("jid") = p.jid.c_str();
+      e.append_attribute("role") = static_cast<int>(p.role);
+    }
+    auto statuses = storage.statuses(c.id);
+    auto next_status = statuses.begin();
+    std::int64_t after = 0;
+    for (;;) {
+      auto page = storage.history(c.id, Page{std::nullopt, after, 1000});
+      if (page.empty()) break;
+      for (const auto& m : page) {
+        auto e = conv.append_child("message");
+        e.append_attribute("seq") = std::to_string(m.seq).c_str();
+        e.append_attribute("time") = std::to_string(m.time_us).c_str();
+        e.append_attribute("sender") = m.sender.c_str();
+        e.append_attribute("id") = m.stanza_id.c_str();
+        e.append_child("body").text() = m.body.c_str();
+        e.append_child("payload").text() = b64(m.payload).c_str();
+        while (next_status != statuses.end() && next_status->first < m.seq) ++next_status;
+        for (; next_status != statuses.end() && next_status->first == m.seq; ++next_status) {
+          auto st = e.append_child("status");
+          st.append_attribute("recipient") = next_status->second.recipient.c_str();
+          st.append_attribute("delivery") =
+              kDeliveries[static_cast<int>(next_status->second.delivery)];
+          st.append_attribute("time") = std::to_string(next_status->second.updated_us).c_str();
+        }
+        ++counts.messages;
+        after = m.seq;
+      }
+    }
+    ++counts.conversations;
+  }
+  for (const auto& m : media) {
+    auto e = archive.append_child("media");
+    e.append_attribute("id") = m.id.c_str();
+    e.append_attribute("owner") = m.owner.c_str();
+    e.append_attribute("filename") = m.filename.c_str();
+    e.append_attribute("size") = std::to_string(m.size).c_str();
+    e.append_attribute("content-type") = m.content_type.c_str();
+    e.append_attribute("created") = std::to_string(m.created_us).c_str();
+    e.append_attribute("path") = m.path.c_str();
+    ++counts.media;
+  }
+}
+
+struct ConversationData {
+  ConversationKind kind;
+  std::string name;
+  std::vector<Participant> participants;
+  std::vector<ArchivedMessage> messages;
+  std::vector<std::pair<std::int64_t, Status>> statuses;
+};
+
+std::vector<ConversationData> read_archive(pugi::xml_node archive, std::vector<Media>& media) {
+  std::vector<ConversationData> out;
+  for (auto conv : archive.children("conversation")) {
+    ConversationData d;
+    std::string_view kind = conv.attribute("kind").value();
+    if (kind == "direct") {
+      d.kind = ConversationKind::direct;
+    } else if (kind == "group") {
+      d.kind = ConversationKind::group;
+    } else {
+      throw PortableError("bad conversation kind '" + std::string(kind) + "'");
+    }
+    d.name = conv.attribute("name").value();
+    for (auto p : conv.children("participant")) {
+      d.participants.push_back({p.attribute("jid").value(), static_cast<Role>(number(p, "role"))});
+    }
+    for (auto m : conv.children("message")) {
+      ArchivedMessage a;
+      a.seq = number(m, "seq");
+      if (a.seq != static_cast<std::int64_t>(d.messages.size()) + 1) {
+        throw PortableError("conversation '" + d.name + "': message seq " + std::to_string(a.seq) +
+                            " out of order");
+      }
+      a.time_us = number(m, "time");
+      a.sender = m.attribute("sender").value();
+      a.stanza_id = m.attribute("id").value();
+      a.body = m.child("body").text().get();
+      a.payload = unb64(m.child("payload"), "payload");
+      for (auto st : m.children("status")) {
+        std::string_view delivery = st.attribute("delivery").value();
+        auto it = std::find(std::begin(kDeliveries), std::end(kDeliveries), delivery);
+        if (it == std::end(kDeliveries)) {
+          throw PortableError("bad delivery '" + std::string(delivery) + "'");
+        }
+        d.statuses.emplace_back(
+            a.seq, Status{st.attribute("recipient").value(),
+                          static_cast<Delivery>(it - std::begin(kDeliveries)), number(st, "time")});
+      }
+      d.messages.push_back(std::move(a));
+    }
+    out.push_back(std::move(d));
+  }
+  for (auto m : archive.children("media")) {
+    media.push_back({m.attribute("id").value(), m.attribute("owner").value(),
+                     m.attribute("filename").value(), number(m, "size"),
+                     m.attribute("content-type").value(), number(m, "created"),
+                     m.attribute("path").value()});
+  }
+  return out;
+}
+
 }  // namespace
 
 PortableCounts export_xep0227(Storage& storage, const std::vector<std::string>& hosts,
@@ -226,6 +357,7 @@ PortableCounts export_xep0227(Storage& storage, const std::vector<std::string>& 
       ++counts.users;
     }
   }
+  export_archive(storage, root, counts);
   doc.save(out, "  ", pugi::format_indent, pugi::encoding_utf8);
   if (!out) throw PortableError("cannot write the export");
   return counts;
@@ -254,6 +386,21 @@ PortableCounts import_xep0227(Storage& storage, const std::vector<std::string>& 
     }
     for (auto u : h.children("user")) users.push_back(read_user(host, u));
   }
+  std::vector<ConversationData> conversations;
+  std::vector<Media> media;
+  for (auto archive : root.children("archive")) {
+    if (std::string_view(archive.attribute("xmlns").value()) != kPortableNs) continue;
+    auto more = read_archive(archive, media);
+    for (auto& c : more) conversations.push_back(std::move(c));
+  }
+  for (const auto& c : conversations) {
+    auto id = storage.find_conversation(c.kind, c.name);
+    if (id && storage.last_seq(*id) != 0 && !c.messages.empty()) {
+      throw PortableError("conversation '" + c.name +
+                          "' already has messages here: its sequence numbers would change");
+    }
+  }
+
   PortableCounts counts;
   for (const auto& u : users) {
     storage.put_credentials(u.host, u.name, *u.sha1, *u.sha256);
@@ -266,6 +413,37 @@ PortableCounts import_xep0227(Storage& storage, const std::vector<std::string>& 
       ++counts.offline;
     }
     ++counts.users;
+  }
+  for (auto& c : conversations) {
+    auto id = storage.conversation(c.kind, c.name);
+    for (const auto& p : c.participants) storage.set_participant(id, p.jid, p.role);
+    // Queued together, committed together: one writer, in order, so the numbers come back
+    // as they were.
+    std::vector<std::future<WriteResult>> results;
+    for (auto& m : c.messages) {
+      m.conversation = id;
+      auto promise = std::make_shared<std::promise<WriteResult>>();
+      results.push_back(promise->get_future());
+      storage.archive_async(m, [promise](WriteResult r) { promise->set_value(std::move(r)); });
+    }
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      WriteResult r = results[i].get();
+      if (r.error) throw *r.error;
+      if (r.value != c.messages[i].seq) {
+        throw PortableError("conversation '" + c.name + "': message " +
+                            std::to_string(c.messages[i].seq) + " got sequence number " +
+                            std::to_string(r.value));
+      }
+      ++counts.messages;
+    }
+    for (const auto& [seq, st] : c.statuses) {
+      storage.set_status(id, seq, st.recipient, st.delivery, st.updated_us);
+    }
+    ++counts.conversations;
+  }
+  for (const auto& m : media) {
+    storage.media_put(m);
+    ++counts.media;
   }
   return counts;
 }

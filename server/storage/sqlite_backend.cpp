@@ -124,6 +124,14 @@ std::string_view sqlite_sql(Sql s) {
     case Sql::media_owner:
       return "SELECT id, owner, filename, size, content_type, created_at, path FROM media"
              " WHERE owner = ? ORDER BY created_at, id";
+    case Sql::conversation_all:
+      return "SELECT id, kind, name, last_seq FROM conversations ORDER BY id";
+    case Sql::status_conversation:
+      return "SELECT seq, recipient, status, updated_at FROM message_status"
+             " WHERE conversation_id = ? ORDER BY seq, recipient";
+    case Sql::media_all:
+      return "SELECT id, owner, filename, size, content_type, created_at, path FROM media"
+             " ORDER BY id";
     case Sql::count_:
       break;
   }

@@ -332,10 +332,11 @@ struct Storage::Impl {
   }
 
   static std::int64_t status_in(Connection& c, std::int64_t conversation, std::int64_t seq,
-                                const std::string& recipient, Delivery d) {
+                                const std::string& recipient, Delivery d,
+                                std::int64_t updated_us = 0) {
     Use q(c, Sql::status_put);
     q->integer(1, conversation).integer(2, seq).text(3, recipient);
-    q->integer(4, static_cast<int>(d)).integer(5, now_us());
+    q->integer(4, static_cast<int>(d)).integer(5, updated_us ? updated_us : now_us());
     q->run();
     return 0;
   }
@@ -574,6 +575,18 @@ std::vector<Participant> Storage::participants(std::int64_t conversation) {
   });
 }
 
+std::vector<ConversationInfo> Storage::conversations() {
+  return impl_->read([&](Connection& c) {
+    std::vector<ConversationInfo> out;
+    Use q(c, Sql::conversation_all);
+    while (q->next()) {
+      out.push_back(
+          {q->integer(0), static_cast<ConversationKind>(q->integer(1)), q->text(2), q->integer(3)});
+    }
+    return out;
+  });
+}
+
 // --- archive
 
 std::int64_t Storage::archive(const ArchivedMessage& message) {
@@ -628,9 +641,22 @@ std::int64_t Storage::last_seq(std::int64_t conversation) {
 // --- delivery status
 
 void Storage::set_status(std::int64_t conversation, std::int64_t seq, std::string_view recipient,
-                         Delivery delivery) {
+                         Delivery delivery, std::int64_t updated_us) {
   impl_->write([&](Connection& c) {
-    return Impl::status_in(c, conversation, seq, std::string(recipient), delivery);
+    return Impl::status_in(c, conversation, seq, std::string(recipient), delivery, updated_us);
+  });
+}
+
+std::vector<std::pair<std::int64_t, Status>> Storage::statuses(std::int64_t conversation) {
+  return impl_->read([&](Connection& c) {
+    std::vector<std::pair<std::int64_t, Status>> out;
+    Use q(c, Sql::status_conversation);
+    q->integer(1, conversation);
+    while (q->next()) {
+      out.emplace_back(q->integer(0),
+                       Status{q->text(1), static_cast<Delivery>(q->integer(2)), q->integer(3)});
+    }
+    return out;
   });
 }
 
@@ -728,6 +754,15 @@ bool Storage::media_remove(std::string_view id) {
     q->text(1, id);
     return q->run();
   }) != 0;
+}
+
+std::vector<Media> Storage::media_all() {
+  return impl_->read([&](Connection& c) {
+    std::vector<Media> out;
+    Use q(c, Sql::media_all);
+    while (q->next()) out.push_back(media_row(*q));
+    return out;
+  });
 }
 
 std::vector<Media> Storage::media_of(std::string_view owner) {

@@ -49,6 +49,13 @@ struct Document {
   std::string store, key, value;
 };
 
+struct ConversationInfo {
+  std::int64_t id = 0;
+  ConversationKind kind = ConversationKind::direct;
+  std::string name;
+  std::int64_t last_seq = 0;
+};
+
 struct Participant {
   std::string jid;
   Role role = Role::member;
@@ -159,6 +166,7 @@ class Storage {
   void set_participant(std::int64_t conversation, std::string_view jid, Role role);
   bool remove_participant(std::int64_t conversation, std::string_view jid);
   std::vector<Participant> participants(std::int64_t conversation);  // by JID
+  std::vector<ConversationInfo> conversations();                     // every one, by id
 
   // Appends to the archive; returns the sequence number assigned at commit.
   std::int64_t archive(const ArchivedMessage& message);
@@ -171,11 +179,14 @@ class Storage {
   std::int64_t last_seq(std::int64_t conversation);  // 0 when empty
 
   // --- per-recipient delivery status of archived messages.
+  // updated_us: when it changed; 0 = now.
   void set_status(std::int64_t conversation, std::int64_t seq, std::string_view recipient,
-                  Delivery delivery);
+                  Delivery delivery, std::int64_t updated_us = 0);
   void set_status_async(std::int64_t conversation, std::int64_t seq, std::string_view recipient,
                         Delivery delivery, Completion done);
   std::vector<Status> status(std::int64_t conversation, std::int64_t seq);  // by recipient
+  // Every status in a conversation: (seq, status), by seq then recipient.
+  std::vector<std::pair<std::int64_t, Status>> statuses(std::int64_t conversation);
 
   // --- offline queues, in order of arrival.
   std::int64_t offline_push(std::string_view host, std::string_view user, std::string_view stanza);
@@ -192,6 +203,7 @@ class Storage {
   std::optional<Media> media_get(std::string_view id);
   bool media_remove(std::string_view id);
   std::vector<Media> media_of(std::string_view owner);  // oldest first
+  std::vector<Media> media_all();                       // by id
 
  private:
   struct Impl;

@@ -42,8 +42,30 @@ TEST(MysqlStorage, MovesAServerFromSqliteWithNothingLost) {
                                std::to_string(k) + " &amp; more</body></message>");
     }
   }
+  // Archives: a one-to-one chat and a group, with delivery status, and media metadata.
+  auto direct = sqlite->conversation(ConversationKind::direct,
+                                     Storage::direct_name("user0@localhost", "user2@localhost"));
+  auto group = sqlite->conversation(ConversationKind::group, "room@groups.localhost");
+  sqlite->set_participant(group, "user0@localhost", Role::owner);
+  sqlite->set_participant(group, "user2@localhost", Role::member);
+  for (int i = 1; i <= 250; ++i) {
+    ArchivedMessage m;
+    m.conversation = i % 5 == 0 ? direct : group;
+    m.time_us = 1'700'000'000'000'000 + i;
+    m.sender = "user0@localhost/phone";
+    m.stanza_id = "s" + std::to_string(i);
+    m.body = "line " + std::to_string(i) + " <&> \u00e9t\u00e9 ";
+    m.payload = "<message type='groupchat'><body>line</body></message>";
+    auto seq = sqlite->archive(m);
+    if (i % 7 == 0) sqlite->set_status(m.conversation, seq, "user2@localhost", Delivery::read);
+  }
+  sqlite->media_put({"m1", "user0@localhost", "caf\u00e9.jpg", 1234, "image/jpeg", 42, "/srv/m1"});
+
   std::stringstream exported;
   auto n = export_xep0227(*sqlite, hosts, exported);
+  EXPECT_EQ(n.conversations, 2u);
+  EXPECT_EQ(n.messages, 250u);
+  EXPECT_EQ(n.media, 1u);
   EXPECT_EQ(n.users, 20u);
   EXPECT_EQ(n.documents, 100u);
 
@@ -80,6 +102,27 @@ TEST(MysqlStorage, MovesAServerFromSqliteWithNothingLost) {
     }
     EXPECT_EQ(sqlite->offline_count(host, user), mysql.offline_count(host, user));
   }
+  EXPECT_EQ(m.messages, 250u);
+  auto conversations = mysql.conversations();
+  ASSERT_EQ(conversations.size(), 2u);
+  for (const auto& c : sqlite->conversations()) {
+    auto id = mysql.find_conversation(c.kind, c.name);
+    ASSERT_TRUE(id);
+    auto a = sqlite->history(c.id, Page{std::nullopt, 0, 1000});
+    auto b = mysql.history(*id, Page{std::nullopt, 0, 1000});
+    ASSERT_EQ(a.size(), b.size());
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(a[i].seq, b[i].seq);
+      EXPECT_EQ(a[i].time_us, b[i].time_us);
+      EXPECT_EQ(a[i].body, b[i].body);
+      EXPECT_EQ(a[i].payload, b[i].payload);
+      EXPECT_EQ(a[i].stanza_id, b[i].stanza_id);
+    }
+  }
+  EXPECT_EQ(mysql.media_get("m1")->filename, "caf\u00e9.jpg");
+  // A second import would renumber the archives: refused before anything is written.
+  std::stringstream twice(exported.str());
+  EXPECT_THROW(import_xep0227(mysql, hosts, twice), PortableError);
   // And as a whole: exporting the MariaDB copy gives the very same document.
   std::stringstream again;
   export_xep0227(mysql, hosts, again);

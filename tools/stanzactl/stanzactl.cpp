@@ -223,7 +223,9 @@ int main(int argc, char** argv) {
         if (std::rename(tmp.c_str(), file.c_str()) != 0) fail(file + ": cannot rename " + tmp);
       }
       std::cerr << "exported " << n.users << " users, " << n.documents << " documents, "
-                << n.offline << " offline messages from " << store->describe() << "\n";
+                << n.offline << " offline messages, " << n.conversations << " conversations, "
+                << n.messages << " archived messages, " << n.media << " media from "
+                << store->describe() << "\n";
     } else if (importer->parsed()) {
       open_store();
       stanzad::storage::PortableCounts n;
@@ -235,7 +237,9 @@ int main(int argc, char** argv) {
         n = stanzad::storage::import_xep0227(*store, config.hosts, in);
       }
       std::cout << "imported " << n.users << " users, " << n.documents << " documents, "
-                << n.offline << " offline messages into " << store->describe() << "\n";
+                << n.offline << " offline messages, " << n.conversations << " conversations, "
+                << n.messages << " archived messages, " << n.media << " media into "
+                << store->describe() << "\n";
     }
     std::cout.flush();
     if (!std::cout) fail("cannot write to standard output");
