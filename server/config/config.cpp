@@ -320,6 +320,8 @@ void read_limits(Element& e, Config& c) {
   l.max_depth = e.number<std::size_t>("max-depth", l.max_depth, 2, 10000);
   l.negotiation_timeout = std::chrono::seconds(e.number<unsigned>(
       "negotiation-timeout", static_cast<unsigned>(l.negotiation_timeout.count()), 1, 3600));
+  l.resume_timeout = std::chrono::seconds(e.number<unsigned>(
+      "resume-timeout", static_cast<unsigned>(l.resume_timeout.count()), 1, 86400));
   // RFC 5802 §5.1 and RFC 7677 §4: at least 4096 iterations.
   l.scram_iterations =
       e.number<std::uint32_t>("scram-iterations", l.scram_iterations, 4096, 10000000);

@@ -30,6 +30,7 @@ struct Limits {
   std::size_t max_stanza_bytes = 262144;
   std::size_t max_depth = 64;
   std::chrono::seconds negotiation_timeout{60};  // time to authenticate and bind
+  std::chrono::seconds resume_timeout{300};      // XEP-0198: how long a dropped session waits
   std::uint32_t scram_iterations = 4096;         // for new/changed passwords
 };
 

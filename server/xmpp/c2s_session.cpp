@@ -5,8 +5,10 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/write.hpp>
+#include <charconv>
 
 #include "plugin/plugin_manager.hpp"
+#include "plugin/stanza_api.hpp"
 #include "xml/serializer.hpp"
 #include "xmpp/namespaces.hpp"
 #include "xmpp/server.hpp"
@@ -94,7 +96,7 @@ void C2SSession::do_handshake() {
 }
 
 void C2SSession::on_handshake(const boost::system::error_code& ec) {
-  if (state_ == State::closed) return;
+  if (detached()) return;
   if (ec) {
     spdlog::debug("c2s tls handshake failed id={} ip={} error={}", id_, peer_, ec.message());
     close_transport();
@@ -107,7 +109,7 @@ void C2SSession::on_handshake(const boost::system::error_code& ec) {
 }
 
 void C2SSession::do_read() {
-  if (reading_ || waiting_ || state_ == State::closed || state_ == State::starttls) return;
+  if (reading_ || waiting_ || detached() || state_ == State::starttls) return;
   reading_ = true;
   auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
     self->on_read(ec, n);
@@ -121,7 +123,7 @@ void C2SSession::do_read() {
 
 void C2SSession::on_read(const boost::system::error_code& ec, std::size_t n) {
   reading_ = false;
-  if (state_ == State::closed) return;
+  if (detached()) return;
   if (ec) {
     if (ec != asio::error::eof && ec != asio::ssl::error::stream_truncated)
       spdlog::debug("c2s read failed id={} error={}", id_, ec.message());
@@ -152,14 +154,31 @@ void C2SSession::on_read(const boost::system::error_code& ec, std::size_t n) {
 }
 
 void C2SSession::send(std::string_view data) {
-  if (state_ == State::closed) return;
+  if (detached()) return;
   out_.append(data);
   if (!write_in_flight_) do_write();
 }
 
 void C2SSession::send(const xml::Element& el) {
   if (state_ == State::closed) return;
-  xml::serialize(el, out_, ns::client);
+  if (!sm_.enabled) {
+    if (detached()) return;
+    xml::serialize(el, out_, ns::client);
+  } else {
+    // XEP-0198: every stanza is kept until the client acknowledges it; while the session
+    // waits to be resumed (or moves to its new connection) it is only kept.
+    std::string xml;
+    xml::serialize(el, xml, ns::client);
+    if (!detached()) {
+      out_.append(xml);
+      if (!sm_.r_pending) {
+        out_.append("<r xmlns='urn:xmpp:sm:3'/>");
+        sm_.r_pending = true;
+      }
+    }
+    sm_.unacked.push_back(std::move(xml));
+    if (detached()) return;
+  }
   if (!write_in_flight_) do_write();
 }
 
@@ -179,7 +198,7 @@ void C2SSession::do_write() {
 void C2SSession::on_write(const boost::system::error_code& ec, std::size_t) {
   write_in_flight_ = false;
   writing_.clear();
-  if (state_ == State::closed) return;
+  if (detached()) return;
   if (ec) {
     spdlog::debug("c2s write failed id={} error={}", id_, ec.message());
     close_transport();
@@ -202,12 +221,36 @@ void C2SSession::after_flush(std::function<void()> fn) {
   }
 }
 
-void C2SSession::close_transport() {
-  if (state_ == State::closed) return;
+void C2SSession::close_socket() {
   boost::system::error_code ignored;
   stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   stream_.next_layer().close(ignored);
+  out_.clear();
+}
+
+void C2SSession::close_transport() {
+  if (detached()) return;
+  close_socket();
+  if (state_ == State::bound && sm_.enabled && sm_.resumable) {
+    hibernate();
+    return;
+  }
   closed();
+}
+
+void C2SSession::hibernate() {
+  // XEP-0198 §5: the connection broke, not the session. It stays bound, keeps what is
+  // delivered to it, and waits for the client to resume it from a new connection.
+  state_ = State::hibernating;
+  sm_.r_pending = false;
+  spdlog::info("c2s session waits for resumption id={} jid={} unacked={} timeout={}s", id_,
+               jid_->str(), sm_.unacked.size(), server_.config().limits.resume_timeout.count());
+  timer_.expires_after(server_.config().limits.resume_timeout);
+  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->state_ != State::hibernating) return;
+    spdlog::info("c2s resumption timed out id={} jid={}", self->id_, self->jid_->str());
+    self->closed();
+  });
 }
 
 void C2SSession::closed() {
@@ -235,7 +278,33 @@ void C2SSession::leave() {
   }
   directed_.clear();
   server_.router().unbind(*jid_, id_);
+  if (sm_.enabled) {
+    server_.forget_resumable(sm_.id, id_);
+    reroute_unacked();
+  }
   fire_session_event("session/closed", &*jid_);
+}
+
+void C2SSession::reroute_unacked() {
+  // XEP-0198 §5: what the client never acknowledged was not delivered. After the unbind
+  // (queued first, so the owner no longer knows this resource) messages are routed again:
+  // to another resource, the offline store, or back to their sender as an error; iq
+  // requests are answered with an error; presence is stale and dropped.
+  auto unacked = std::move(sm_.unacked);
+  sm_.unacked.clear();
+  for (const auto& xml : unacked) {
+    auto el = plugin::parse_element(xml);
+    if (!el || (el->name() != "message" && el->name() != "iq")) continue;
+    auto from = Jid::parse(el->attr("from"));
+    auto to = Jid::parse(el->attr("to"));
+    if (!from || !to) continue;
+    Routed r{std::move(*el), std::move(*from), std::move(*to)};
+    if (r.stanza.name() == "message") {
+      server_.router().route(std::move(r));
+    } else {
+      server_.router().bounce(r, "service-unavailable");
+    }
+  }
 }
 
 void C2SSession::close_with_stream_error(std::string_view condition, std::string_view text) {
@@ -310,7 +379,8 @@ void C2SSession::send_features() {
   if (state_ == State::binding) {
     out.append(
         "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>"
-        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>");
+        "<session xmlns='urn:ietf:params:xml:ns:xmpp-session'><optional/></session>"
+        "<sm xmlns='urn:xmpp:sm:3'/>");
     plugin::PluginManager::stream_features(SZ_STAGE_POST_AUTH, host_, out);
   } else {
     if (!tls_) {
@@ -613,6 +683,17 @@ void C2SSession::sasl_succeed(std::string username, std::string additional_data)
 // ---- resource binding ------------------------------------------------------------------
 
 void C2SSession::handle_bind_phase(xml::Element&& el) {
+  if (el.xmlns() == ns::sm) {
+    if (el.name() == "resume") {
+      handle_resume(std::move(el));
+    } else {
+      // §3: stream management is enabled after binding.
+      send(
+          "<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
+          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    }
+    return;
+  }
   if (el.name() == "iq" && el.xmlns() == ns::client && el.attr("type") == "set") {
     if (el.child("bind", ns::bind)) {
       handle_bind(std::move(el));
@@ -665,7 +746,7 @@ void C2SSession::handle_bind(xml::Element&& iq) {
 // ---- routing ---------------------------------------------------------------------------
 
 void C2SSession::deliver(xml::Element stanza) {
-  if (state_ != State::bound) return;
+  if (state_ != State::bound && state_ != State::hibernating && state_ != State::moving) return;
   plugin::Event ev;
   ev.name = "stanza/out";
   ev.stanza = &stanza;
@@ -687,6 +768,10 @@ void C2SSession::reply_error(const xml::Element& stanza, std::string_view condit
 }
 
 void C2SSession::handle_bound(xml::Element&& stanza) {
+  if (stanza.xmlns() == ns::sm) {
+    handle_sm(std::move(stanza));
+    return;
+  }
   const std::string& kind = stanza.name();
   if (stanza.xmlns() != ns::client || (kind != "message" && kind != "presence" && kind != "iq")) {
     // Elements of a plugin's stream feature (RFC 6120 §4.3.2): the plugin takes them.
@@ -700,6 +785,7 @@ void C2SSession::handle_bound(xml::Element&& stanza) {
     close_with_stream_error("unsupported-stanza-type", "not a stanza");
     return;
   }
+  if (sm_.enabled) ++sm_.in;  // XEP-0198 §4: every stanza counts, whatever becomes of it
   // RFC 6120 §8.1.2.1: the server stamps `from`; a client may only name itself.
   if (stanza.has_attr("from")) {
     auto from = Jid::parse(stanza.attr("from"));
@@ -790,6 +876,168 @@ void C2SSession::handle_own_presence(xml::Element&& presence) {
     directed_.clear();
   }
   server_.router().broadcast_own_presence(Routed{std::move(presence), *jid_, jid_->bare()}, id_);
+}
+
+}  // namespace stanzad::xmpp
+
+namespace stanzad::xmpp {
+
+// ---- stream management (XEP-0198) --------------------------------------------------------
+
+bool C2SSession::detached() const {
+  return state_ == State::closed || state_ == State::hibernating || state_ == State::moving;
+}
+
+void C2SSession::handle_sm(xml::Element&& el) {
+  const std::string& name = el.name();
+  if (name == "r") {
+    send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.in) + "'/>");
+    return;
+  }
+  if (name == "a") {
+    if (!sm_.enabled) return;
+    sm_.r_pending = false;
+    acknowledge(el.attr("h"));
+    return;
+  }
+  if (name == "enable") {
+    if (sm_.enabled) {
+      send(
+          "<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
+          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+      return;
+    }
+    std::string_view resume = el.attr("resume");
+    sm_.enabled = true;
+    sm_.resumable = resume == "true" || resume == "1";
+    sm_.id = hex(sasl::random_bytes(16));
+    std::string out = "<enabled xmlns='urn:xmpp:sm:3' id='" + sm_.id + "'";
+    if (sm_.resumable) {
+      server_.remember_resumable(sm_.id,
+                                 Server::Resumable{&shard_, weak_from_this(), jid_->bare_str()});
+      out += " resume='true' max='" +
+             std::to_string(server_.config().limits.resume_timeout.count()) + "'";
+    }
+    send(out + "/>");
+    spdlog::debug("c2s stream management on id={} resumable={}", id_, sm_.resumable);
+    return;
+  }
+  close_with_stream_error("unsupported-stanza-type", "unknown stream management element");
+}
+
+bool C2SSession::acknowledge(std::string_view h_text) {
+  std::uint32_t h = 0;
+  auto [end, ec] = std::from_chars(h_text.data(), h_text.data() + h_text.size(), h);
+  // Counters wrap at 2^32 (§4): what is newly acknowledged is the difference.
+  std::uint32_t newly = h - sm_.acked;
+  if (h_text.empty() || ec != std::errc() || end != h_text.data() + h_text.size() ||
+      newly > sm_.unacked.size()) {
+    std::string text =
+        "<stream:error><undefined-condition "
+        "xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><handled-count-too-high "
+        "xmlns='urn:xmpp:sm:3' h='" +
+        std::string(h_text) + "' send-count='" + std::to_string(sm_.acked + sm_.unacked.size()) +
+        "'/></stream:error></stream:stream>";
+    spdlog::info("c2s bad acknowledgement id={} h={}", id_, h_text);
+    if (!detached()) {
+      send(text);
+      state_ = State::closing;
+      leave();
+      after_flush([self = shared_from_this()] { self->close_transport(); });
+    }
+    return false;
+  }
+  sm_.unacked.erase(sm_.unacked.begin(), sm_.unacked.begin() + newly);
+  sm_.acked = h;
+  return true;
+}
+
+void C2SSession::handle_resume(xml::Element&& el) {
+  std::string previd(el.attr("previd"));
+  std::string h(el.attr("h"));
+  auto found = server_.find_resumable(previd);
+  if (!found || found->bare != username_ + "@" + host_) {
+    send(
+        "<failed xmlns='urn:xmpp:sm:3'><item-not-found "
+        "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    return;
+  }
+  wait_for(true);
+  SessionHandle me{id_, &shard_, weak_from_this()};
+  auto self = shared_from_this();
+  auto fail = [self] {
+    self->shard_.run([self] {
+      self->send(
+          "<failed xmlns='urn:xmpp:sm:3'><item-not-found "
+          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+      self->wait_for(false);
+    });
+  };
+  found->shard->run([old = found->session, me, self, h, fail]() {
+    auto o = old.lock();
+    if (!o || !o->sm_.resumable || (o->state_ != State::bound && o->state_ != State::hibernating))
+      return fail();
+    o->move_to(me, [self, h, fail](std::optional<Transfer> t) {
+      if (!t) return fail();
+      self->shard_.run([self, h, t = std::move(*t)]() mutable { self->resumed(std::move(t), h); });
+    });
+  });
+}
+
+void C2SSession::move_to(SessionHandle to, std::function<void(std::optional<Transfer>)> done) {
+  // On the old session's shard. Its connection, if it still has one, is stale: the client
+  // has moved on (§5). The router is repointed first; everything it delivered here before
+  // that is queued with the rest, and then the whole state moves.
+  if (state_ == State::bound) close_socket();
+  state_ = State::moving;
+  timer_.cancel();
+  server_.router().rebind(
+      *jid_, id_, std::move(to), shard_,
+      [self = shared_from_this(), done = std::move(done)](bool ok) {
+        if (!ok) {
+          self->closed();
+          return done(std::nullopt);
+        }
+        Transfer t{*self->jid_, std::move(self->sm_), std::move(self->directed_), self->available_};
+        self->sm_ = {};
+        self->directed_.clear();
+        // Gone without leaving: the binding now belongs to the new session.
+        self->left_ = true;
+        self->closed();
+        done(std::move(t));
+      });
+}
+
+void C2SSession::resumed(Transfer t, const std::string& h) {
+  jid_ = std::move(t.jid);
+  sm_ = std::move(t.sm);
+  directed_ = std::move(t.directed);
+  available_ = t.available;
+  sm_.r_pending = false;
+  server_.remember_resumable(sm_.id,
+                             Server::Resumable{&shard_, weak_from_this(), jid_->bare_str()});
+  if (state_ != State::binding) {
+    // This connection died while the state moved: it is ours to let go properly.
+    left_ = false;
+    leave();
+    wait_for(false);
+    return;
+  }
+  state_ = State::bound;
+  timer_.cancel();
+  send("<resumed xmlns='urn:xmpp:sm:3' previd='" + sm_.id + "' h='" + std::to_string(sm_.in) +
+       "'/>");
+  if (!acknowledge(h)) return;
+  // Whatever the client did not get, again, in order.
+  for (const auto& xml : sm_.unacked) out_.append(xml);
+  if (!sm_.unacked.empty()) {
+    out_.append("<r xmlns='urn:xmpp:sm:3'/>");
+    sm_.r_pending = true;
+  }
+  if (!write_in_flight_ && !out_.empty()) do_write();
+  spdlog::info("c2s resumed id={} jid={} resent={}", id_, jid_->str(), sm_.unacked.size());
+  fire_session_event("session/resumed", &*jid_);
+  wait_for(false);
 }
 
 }  // namespace stanzad::xmpp

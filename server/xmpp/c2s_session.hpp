@@ -16,6 +16,7 @@
 #include "net/shard.hpp"
 #include "xml/stream_parser.hpp"
 #include "xmpp/jid.hpp"
+#include "xmpp/router.hpp"
 #include "xmpp/sasl.hpp"
 
 namespace stanzad::xmpp {
@@ -46,6 +47,8 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
     authenticated,  // SASL succeeded; waiting for the restarted stream
     binding,        // stream restarted; waiting for resource binding
     bound,          // a full JID: stanzas are routed
+    hibernating,    // XEP-0198: the connection broke; waiting to be resumed
+    moving,         // XEP-0198: being resumed from another connection
     closing,
     closed,
   };
@@ -65,6 +68,10 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void on_write(const boost::system::error_code& ec, std::size_t n);
   void after_flush(std::function<void()> fn);
   void close_transport();
+  void close_socket();
+  void hibernate();
+  bool detached() const;  // no connection to write to (closed, hibernating or moving)
+  void reroute_unacked();
   void closed();
   void leave();
   void restart_stream();
@@ -81,6 +88,28 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void handle_bind(xml::Element&& iq);
   void handle_bound(xml::Element&& stanza);
   void handle_own_presence(xml::Element&& presence);
+
+  // XEP-0198 stream management.
+  struct StreamManagement {
+    bool enabled = false;
+    bool resumable = false;
+    bool r_pending = false;  // an <r/> is out; the next goes after its <a/>
+    std::string id;
+    std::uint32_t in = 0;             // stanzas handled from the client
+    std::uint32_t acked = 0;          // stanzas the client acknowledged
+    std::deque<std::string> unacked;  // sent, not acknowledged, oldest first
+  };
+  struct Transfer {
+    Jid jid;
+    StreamManagement sm;
+    std::set<std::string> directed;
+    bool available;
+  };
+  void handle_sm(xml::Element&& el);
+  bool acknowledge(std::string_view h);
+  void handle_resume(xml::Element&& el);
+  void move_to(SessionHandle to, std::function<void(std::optional<Transfer>)> done);
+  void resumed(Transfer t, const std::string& h);
   void reply_error(const xml::Element& stanza, std::string_view condition,
                    std::string_view text = {});
   void send_stream_header();
@@ -126,6 +155,7 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   std::optional<Jid> jid_;  // full JID once bound
   bool available_ = false;
   std::set<std::string> directed_;  // full JIDs given directed presence (RFC 6121 §4.6)
+  StreamManagement sm_;
 };
 
 }  // namespace stanzad::xmpp

@@ -13,5 +13,6 @@ inline constexpr std::string_view tls = "urn:ietf:params:xml:ns:xmpp-tls";
 inline constexpr std::string_view sasl = "urn:ietf:params:xml:ns:xmpp-sasl";
 inline constexpr std::string_view bind = "urn:ietf:params:xml:ns:xmpp-bind";
 inline constexpr std::string_view session = "urn:ietf:params:xml:ns:xmpp-session";
+inline constexpr std::string_view sm = "urn:xmpp:sm:3";
 
 }  // namespace stanzad::xmpp::ns

@@ -248,6 +248,24 @@ void Router::close_account(const Jid& bare, std::string condition, std::string t
   });
 }
 
+void Router::rebind(const Jid& full, std::uint64_t old_id, SessionHandle to, net::Shard& back,
+                    std::function<void(bool)> done) {
+  net::Shard& owner = shards_.owner_of(full.bare_str());
+  owner.run([this, full, old_id, to = std::move(to), &back, done = std::move(done)]() mutable {
+    bool found = false;
+    auto& accounts = here().accounts;
+    auto it = accounts.find(full.bare_str());
+    if (it != accounts.end()) {
+      Resource* res = it->second.find(full.resource());
+      if (res && res->handle.id == old_id) {
+        res->handle = std::move(to);
+        found = true;
+      }
+    }
+    back.run([done = std::move(done), found] { done(found); });
+  });
+}
+
 void Router::unbind(const Jid& full, std::uint64_t session_id) {
   net::Shard& owner = shards_.owner_of(full.bare_str());
   owner.run([this, full, session_id] {

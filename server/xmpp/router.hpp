@@ -49,6 +49,10 @@ class Router {
   // Binds a full JID (RFC 6120 §7). On the owner shard; an older session with the same
   // full JID gets a `conflict` stream error. `done` runs on the session's shard.
   void bind(const Jid& full, SessionHandle handle, std::function<void()> done);
+  // XEP-0198 resumption: points the binding of `full` held by session `old_id` at `to`.
+  // done(found) runs on `back` afterwards.
+  void rebind(const Jid& full, std::uint64_t old_id, SessionHandle to, net::Shard& back,
+              std::function<void(bool)> done);
   // Forgets a session; broadcasts its unavailable presence to the account's other
   // resources if it was available.
   void unbind(const Jid& full, std::uint64_t session_id);

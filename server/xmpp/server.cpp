@@ -155,6 +155,26 @@ void Server::do_accept(Listener& l) {
   });
 }
 
+void Server::remember_resumable(const std::string& id, Resumable r) {
+  auto s = r.session.lock();
+  if (!s) return;
+  std::lock_guard lock(resumable_mutex_);
+  resumable_[id] = {s->id(), std::move(r)};
+}
+
+std::optional<Server::Resumable> Server::find_resumable(const std::string& id) {
+  std::lock_guard lock(resumable_mutex_);
+  auto it = resumable_.find(id);
+  if (it == resumable_.end()) return std::nullopt;
+  return it->second.second;
+}
+
+void Server::forget_resumable(const std::string& id, std::uint64_t session_id) {
+  std::lock_guard lock(resumable_mutex_);
+  auto it = resumable_.find(id);
+  if (it != resumable_.end() && it->second.first == session_id) resumable_.erase(it);
+}
+
 void Server::session_opened(const std::shared_ptr<C2SSession>& s) {
   per_shard_[net::Shard::current()->index()].sessions.emplace(s->id(), s);
 }

@@ -7,6 +7,8 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -48,6 +50,17 @@ class Server {
   boost::asio::ssl::context& tls() { return *tls_; }
   std::uint64_t next_session_id() { return ++session_ids_; }
 
+  // XEP-0198: sessions that can be resumed, by stream id. Any shard may look one up.
+  struct Resumable {
+    net::Shard* shard = nullptr;
+    std::weak_ptr<C2SSession> session;
+    std::string bare;  // the account, so nobody resumes another's session
+  };
+  void remember_resumable(const std::string& id, Resumable r);
+  std::optional<Resumable> find_resumable(const std::string& id);
+  // Forgets `id` if it still names the session `session_id`.
+  void forget_resumable(const std::string& id, std::uint64_t session_id);
+
   // Session registry of the current shard (for shutdown and statistics).
   void session_opened(const std::shared_ptr<C2SSession>& s);
   void session_closed(std::uint64_t id);
@@ -84,6 +97,8 @@ class Server {
   std::vector<PerShard> per_shard_;
   std::atomic<std::uint64_t> session_ids_{0};
   std::atomic<bool> stopping_{false};
+  std::mutex resumable_mutex_;  // rare: enable, resume, close
+  std::unordered_map<std::string, std::pair<std::uint64_t, Resumable>> resumable_;
   // The control thread: signals (SIGHUP reloads, SIGTERM stops) and the control socket
   // stanzactl talks to. Never a shard: plugin loads wait for the shards from here.
   boost::asio::io_context control_ctx_{1};

@@ -264,7 +264,7 @@ TEST_F(ConfigTest, AttributeOnItsOwnLineIsReportedThere) {
   EXPECT_EQ(error_of(minimal("<limits\n    max-depth=\"64\"\n    max-deth=\"2\"/>")),
             at(6,
                "option 'limits/max-deth': unknown attribute (expected one of: max-stanza-size, "
-               "max-depth, negotiation-timeout, scram-iterations)"));
+               "max-depth, negotiation-timeout, resume-timeout, scram-iterations)"));
   EXPECT_EQ(error_of(minimal("<limits\n    max-depth=\"1\"/>")),
             at(5, "option 'limits/max-depth': '1' is too small (at least 2)"));
 }
