@@ -2,6 +2,7 @@
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstring>
 #include <iostream>
 
@@ -35,6 +36,9 @@ void setup_logging(const stanzad::config::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // TLS writes go through OpenSSL's socket BIO (write(2)): a peer that hung up must give
+  // EPIPE on that connection, not a signal that ends the server.
+  std::signal(SIGPIPE, SIG_IGN);
   std::string config_file = STANZAD_DEFAULT_CONFIG;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];

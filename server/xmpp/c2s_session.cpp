@@ -2,9 +2,11 @@
 // XEP-0368 direct TLS. Lives on one shard for its whole life.
 #include "xmpp/c2s_session.hpp"
 
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
-#include <boost/asio/write.hpp>
+#include <boost/asio/post.hpp>
 #include <charconv>
 
 #include "plugin/plugin_manager.hpp"
@@ -41,7 +43,7 @@ C2SSession::C2SSession(Server& server, net::Shard& shard, asio::ip::tcp::socket 
                        bool direct_tls)
     : server_(server),
       shard_(shard),
-      stream_(std::move(socket), server.tls()),
+      socket_(std::move(socket)),
       id_(server.next_session_id()),
       direct_tls_(direct_tls),
       state_(direct_tls ? State::tls_handshake : State::stream_header),
@@ -53,13 +55,14 @@ C2SSession::~C2SSession() = default;
 
 void C2SSession::start() {
   boost::system::error_code ec;
-  auto ep = stream_.next_layer().remote_endpoint(ec);
+  auto ep = socket_.remote_endpoint(ec);
   peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
-  stream_.next_layer().set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  socket_.non_blocking(true, ec);
   spdlog::debug("c2s connected id={} ip={} tls={}", id_, peer_, direct_tls_);
   arm_negotiation_timer();
   if (direct_tls_) {
-    do_handshake();
+    start_tls();
   } else {
     do_read();
   }
@@ -87,70 +90,143 @@ void C2SSession::fire_session_event(std::string_view name, const Jid* jid) {
 }
 
 // ---- transport -------------------------------------------------------------------------
+//
+// TLS is OpenSSL on the socket itself (SSL_set_fd on a non-blocking socket), driven by
+// readiness waits: no per-connection TLS buffers beyond what OpenSSL holds while a record is
+// in flight (SSL_MODE_RELEASE_BUFFERS), and reads land in one buffer per shard. An idle
+// session holds its SSL object, its parser and little else.
 
-void C2SSession::do_handshake() {
-  state_ = State::tls_handshake;
-  stream_.async_handshake(
-      asio::ssl::stream_base::server,
-      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_handshake(ec); });
+namespace {
+
+std::array<char, 16384>& shard_read_buffer() {
+  thread_local std::array<char, 16384> buffer;
+  return buffer;
 }
 
-void C2SSession::on_handshake(const boost::system::error_code& ec) {
-  if (detached()) return;
-  if (ec) {
-    spdlog::debug("c2s tls handshake failed id={} ip={} error={}", id_, peer_, ec.message());
+std::string tls_error_text() {
+  unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "connection closed";
+  char text[256];
+  ERR_error_string_n(e, text, sizeof text);
+  return text;
+}
+
+}  // namespace
+
+void C2SSession::start_tls() {
+  ERR_clear_error();
+  ssl_.reset(SSL_new(server_.tls().native_handle()));
+  if (!ssl_ || SSL_set_fd(ssl_.get(), socket_.native_handle()) != 1) {
+    spdlog::error("c2s cannot start tls id={} error={}", id_, tls_error_text());
     close_transport();
     return;
   }
-  tls_ = true;
-  state_ = State::stream_header;
-  parser_.reset();
-  do_read();
+  SSL_set_accept_state(ssl_.get());
+  state_ = State::tls_handshake;
+  handshake_step();
+}
+
+void C2SSession::handshake_step() {
+  if (detached()) return;
+  int r = SSL_do_handshake(ssl_.get());
+  if (r == 1) {
+    tls_ = true;
+    state_ = State::stream_header;
+    parser_.reset();
+    do_read();
+    return;
+  }
+  int err = SSL_get_error(ssl_.get(), r);
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    auto wait = err == SSL_ERROR_WANT_READ ? asio::ip::tcp::socket::wait_read
+                                           : asio::ip::tcp::socket::wait_write;
+    socket_.async_wait(wait, [self = shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) return self->close_transport();
+      self->handshake_step();
+    });
+    return;
+  }
+  spdlog::debug("c2s tls handshake failed id={} ip={} error={}", id_, peer_, tls_error_text());
+  close_transport();
 }
 
 void C2SSession::do_read() {
-  if (reading_ || waiting_ || detached() || state_ == State::starttls) return;
+  if (reading_ || waiting_ || detached() || state_ == State::starttls ||
+      state_ == State::tls_handshake)
+    return;
   reading_ = true;
-  auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-    self->on_read(ec, n);
-  };
-  if (tls_) {
-    stream_.async_read_some(asio::buffer(read_buf_), std::move(handler));
-  } else {
-    stream_.next_layer().async_read_some(asio::buffer(read_buf_), std::move(handler));
+  if (ssl_ && SSL_pending(ssl_.get()) > 0) {
+    // Plaintext already decrypted inside OpenSSL: the socket may never become readable.
+    asio::post(shard_.context(), [self = shared_from_this()] { self->on_readable({}); });
+    return;
   }
+  socket_.async_wait(
+      asio::ip::tcp::socket::wait_read,
+      [self = shared_from_this()](const boost::system::error_code& ec) { self->on_readable(ec); });
 }
 
-void C2SSession::on_read(const boost::system::error_code& ec, std::size_t n) {
+void C2SSession::on_readable(const boost::system::error_code& ec) {
   reading_ = false;
   if (detached()) return;
   if (ec) {
-    if (ec != asio::error::eof && ec != asio::ssl::error::stream_truncated)
-      spdlog::debug("c2s read failed id={} error={}", id_, ec.message());
     close_transport();
     return;
   }
-  std::string_view data(read_buf_.data(), n);
-  while (!data.empty() && state_ != State::closing && state_ != State::closed) {
+  auto& buffer = shard_read_buffer();
+  // Drain what is there (bounded, so one busy client cannot starve the shard).
+  for (int round = 0; round < 8; ++round) {
+    std::size_t n = 0;
+    if (ssl_) {
+      ERR_clear_error();
+      int r = SSL_read(ssl_.get(), buffer.data(), static_cast<int>(buffer.size()));
+      if (r <= 0) {
+        int err = SSL_get_error(ssl_.get(), r);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+        if (err != SSL_ERROR_ZERO_RETURN)
+          spdlog::debug("c2s read failed id={} error={}", id_, tls_error_text());
+        close_transport();
+        return;
+      }
+      n = static_cast<std::size_t>(r);
+    } else {
+      boost::system::error_code rec;
+      n = socket_.read_some(asio::buffer(buffer), rec);
+      if (rec == asio::error::would_block || rec == asio::error::try_again) break;
+      if (rec) {
+        if (rec != asio::error::eof)
+          spdlog::debug("c2s read failed id={} error={}", id_, rec.message());
+        close_transport();
+        return;
+      }
+    }
+    if (!consume(std::string_view(buffer.data(), n))) return;
+    if (state_ == State::starttls || waiting_ || detached() || state_ == State::closing) break;
+  }
+  if (state_ == State::starttls) {
+    after_flush([self = shared_from_this()] {
+      if (self->state_ == State::starttls) self->start_tls();
+    });
+    return;
+  }
+  if (state_ != State::closing) do_read();
+}
+
+bool C2SSession::consume(std::string_view data) {
+  while (!data.empty() && state_ != State::closing && !detached()) {
     auto result = parser_.feed(data);
     if (result.error) {
       spdlog::info("c2s stream error id={} ip={} condition={} detail={}", id_, peer_,
                    xml::to_string(*result.error), result.detail);
       close_with_stream_error(xml::to_string(*result.error), result.detail);
-      return;
+      return false;
     }
     if (result.consumed == 0) break;
     data.remove_prefix(result.consumed);
     // Bytes after <starttls/> are not ours to read in the clear (RFC 6120 §5.4.3.3).
     if (state_ == State::starttls) break;
   }
-  if (state_ == State::starttls) {
-    after_flush([self = shared_from_this()] {
-      if (self->state_ == State::starttls) self->do_handshake();
-    });
-    return;
-  }
-  if (state_ != State::closing) do_read();
+  return true;
 }
 
 void C2SSession::send(std::string_view data) {
@@ -183,21 +259,70 @@ void C2SSession::send(const xml::Element& el) {
 }
 
 void C2SSession::do_write() {
+  if (state_ == State::tls_handshake) return;  // written once the handshake is done
   write_in_flight_ = true;
-  writing_.swap(out_);
-  auto handler = [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-    self->on_write(ec, n);
-  };
-  if (tls_) {
-    asio::async_write(stream_, asio::buffer(writing_), std::move(handler));
-  } else {
-    asio::async_write(stream_.next_layer(), asio::buffer(writing_), std::move(handler));
-  }
+  // The write starts from the event loop, never inside the caller: what else is queued in
+  // this round goes out in the same write, and a failing socket never closes the session
+  // under the feet of whoever was delivering to it (the router iterating an account).
+  asio::post(shard_.context(), [self = shared_from_this()] {
+    if (self->detached()) {
+      self->write_in_flight_ = false;
+      return;
+    }
+    self->writing_.swap(self->out_);
+    self->written_ = 0;
+    self->continue_write();
+  });
 }
 
-void C2SSession::on_write(const boost::system::error_code& ec, std::size_t) {
+void C2SSession::continue_write() {
+  while (written_ < writing_.size()) {
+    const char* data = writing_.data() + written_;
+    std::size_t left = writing_.size() - written_;
+    if (ssl_) {
+      ERR_clear_error();
+      int r = SSL_write(ssl_.get(), data, static_cast<int>(std::min<std::size_t>(left, 1 << 30)));
+      if (r > 0) {
+        written_ += static_cast<std::size_t>(r);
+        continue;
+      }
+      int err = SSL_get_error(ssl_.get(), r);
+      if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+        auto wait = err == SSL_ERROR_WANT_WRITE ? asio::ip::tcp::socket::wait_write
+                                                : asio::ip::tcp::socket::wait_read;
+        socket_.async_wait(wait, [self = shared_from_this()](const boost::system::error_code& ec) {
+          if (ec) return self->on_write(ec);
+          if (!self->detached()) self->continue_write();
+        });
+        return;
+      }
+      spdlog::debug("c2s write failed id={} error={}", id_, tls_error_text());
+      on_write(asio::error::connection_reset);
+      return;
+    }
+    boost::system::error_code ec;
+    std::size_t n = socket_.write_some(asio::buffer(data, left), ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+      socket_.async_wait(asio::ip::tcp::socket::wait_write,
+                         [self = shared_from_this()](const boost::system::error_code& ec) {
+                           if (ec) return self->on_write(ec);
+                           if (!self->detached()) self->continue_write();
+                         });
+      return;
+    }
+    if (ec) {
+      on_write(ec);
+      return;
+    }
+    written_ += n;
+  }
+  on_write({});
+}
+
+void C2SSession::on_write(const boost::system::error_code& ec) {
   write_in_flight_ = false;
   writing_.clear();
+  if (writing_.capacity() > 4096) std::string().swap(writing_);  // idle sessions stay small
   if (detached()) return;
   if (ec) {
     spdlog::debug("c2s write failed id={} error={}", id_, ec.message());
@@ -208,6 +333,7 @@ void C2SSession::on_write(const boost::system::error_code& ec, std::size_t) {
     do_write();
     return;
   }
+  if (out_.capacity() > 4096) std::string().swap(out_);
   auto callbacks = std::move(flushed_);
   flushed_.clear();
   for (auto& fn : callbacks) fn();
@@ -222,9 +348,14 @@ void C2SSession::after_flush(std::function<void()> fn) {
 }
 
 void C2SSession::close_socket() {
+  if (ssl_ && tls_) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_.get());  // close_notify, best effort: the socket is non-blocking
+    ERR_clear_error();
+  }
   boost::system::error_code ignored;
-  stream_.next_layer().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  stream_.next_layer().close(ignored);
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  socket_.close(ignored);
   out_.clear();
 }
 

@@ -2,9 +2,10 @@
 // XEP-0368 direct TLS. Lives on one shard for its whole life.
 #pragma once
 
+#include <openssl/ssl.h>
+
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
 #include <functional>
@@ -58,14 +59,16 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void on_stanza(xml::Element&& stanza) override;
   void on_stream_close() override;
 
+  void start_tls();
+  void handshake_step();
   void do_read();
-  void on_read(const boost::system::error_code& ec, std::size_t n);
-  void do_handshake();
-  void on_handshake(const boost::system::error_code& ec);
+  void on_readable(const boost::system::error_code& ec);
+  bool consume(std::string_view data);  // false when the stream died
   void send(std::string_view data);
   void send(const xml::Element& el);
   void do_write();
-  void on_write(const boost::system::error_code& ec, std::size_t n);
+  void continue_write();
+  void on_write(const boost::system::error_code& ec);
   void after_flush(std::function<void()> fn);
   void close_transport();
   void close_socket();
@@ -120,7 +123,11 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
 
   Server& server_;
   net::Shard& shard_;
-  boost::asio::ssl::stream<boost::asio::ip::tcp::socket> stream_;
+  boost::asio::ip::tcp::socket socket_;
+  struct SslFree {
+    void operator()(SSL* s) const { SSL_free(s); }
+  };
+  std::unique_ptr<SSL, SslFree> ssl_;
   const std::uint64_t id_;
   const bool direct_tls_;
   std::string peer_;
@@ -134,9 +141,9 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   std::deque<xml::Element> backlog_;  // stanzas that arrived while waiting_
 
   xml::StreamParser parser_;
-  std::array<char, 8192> read_buf_;
   std::string out_;      // bytes queued for the next write
   std::string writing_;  // bytes of the write in flight
+  std::size_t written_ = 0;
   bool write_in_flight_ = false;
   std::vector<std::function<void()>> flushed_;
   boost::asio::steady_timer timer_;

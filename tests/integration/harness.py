@@ -80,6 +80,10 @@ class Server:
             return f.read()
 
     def stop(self):
+        if self.proc and self.proc.poll() is not None:
+            # It died before we asked: that is a bug worth seeing in the test output.
+            print(f"---- stanzad exited by itself (rc={self.proc.returncode}) ----")
+            print(self.read_log()[-20000:])
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -98,7 +102,8 @@ class Server:
         if exc[0] is not None:
             print("---- stanzad log ----")
             print(self.read_log()[-20000:])
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("STANZAD_KEEP_TEST_DIRS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
 
@@ -240,7 +245,8 @@ def scram_login(raw, user, password, resource="raw"):
     raw.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
              f"<resource>{resource}</resource></bind></iq>")
     raw.read_until("</iq>")
-    raw.buf = b""
+    # Keep whatever came after the bind result in the same read (a plugin's greeting…).
+    raw.buf = raw.buf[raw.buf.index(b"</iq>") + len(b"</iq>"):]
 
 
 # ---- slixmpp -------------------------------------------------------------------------------
