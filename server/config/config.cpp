@@ -322,6 +322,20 @@ void read_limits(Element& e, Config& c) {
       "negotiation-timeout", static_cast<unsigned>(l.negotiation_timeout.count()), 1, 3600));
   l.resume_timeout = std::chrono::seconds(e.number<unsigned>(
       "resume-timeout", static_cast<unsigned>(l.resume_timeout.count()), 1, 86400));
+  l.connections_per_ip =
+      e.number<std::uint32_t>("connections-per-ip", l.connections_per_ip, 0, 1000000);
+  l.sessions_per_account =
+      e.number<std::uint32_t>("sessions-per-account", l.sessions_per_account, 0, 100000);
+  l.auth_failures_per_ip =
+      e.number<std::uint32_t>("auth-failures-per-ip", l.auth_failures_per_ip, 0, 1000000);
+  l.auth_failure_window = std::chrono::seconds(e.number<unsigned>(
+      "auth-failure-window", static_cast<unsigned>(l.auth_failure_window.count()), 1, 86400));
+  l.bytes_per_second =
+      e.number<std::uint64_t>("bytes-per-second", l.bytes_per_second, 0, 1ull << 40);
+  l.burst_bytes = e.number<std::uint64_t>("burst-bytes", l.burst_bytes, 0, 1ull << 40);
+  if (l.bytes_per_second != 0 && l.burst_bytes < l.max_stanza_bytes)
+    e.fail("burst-bytes", "must be at least max-stanza-size (" +
+                              std::to_string(l.max_stanza_bytes) + ") or no stanza fits");
   // RFC 5802 §5.1 and RFC 7677 §4: at least 4096 iterations.
   l.scram_iterations =
       e.number<std::uint32_t>("scram-iterations", l.scram_iterations, 4096, 10000000);
@@ -359,8 +373,8 @@ void read_storage(Element& e, Config& c) {
   // Options of the other backend are refused rather than ignored: a misplaced one is a mistake.
   auto only = [&](std::string_view attr, bool for_mysql) {
     if (e.raw(attr) && for_mysql != mysql) {
-      e.fail(attr, std::string("applies only to backend=\"") + (for_mysql ? "mysql" : "sqlite") +
-                       "\"");
+      e.fail(attr,
+             std::string("applies only to backend=\"") + (for_mysql ? "mysql" : "sqlite") + "\"");
     }
   };
   for (auto a : {"file", "synchronous"}) only(a, false);
@@ -425,10 +439,16 @@ struct ElementRule {
 constexpr std::string_view kHostChildren[] = {"plugin"};
 
 constexpr ElementRule kElements[] = {
-    {"server", false, read_server}, {"log", false, read_log}, {"host", true, read_host, kHostChildren},
-    {"tls", false, read_tls},       {"c2s", true, read_c2s},  {"c2s-tls", true, read_c2s_tls},
-    {"limits", false, read_limits}, {"plugins", false, read_plugins},
-    {"plugin", true, read_plugin},  {"storage", false, read_storage},
+    {"server", false, read_server},
+    {"log", false, read_log},
+    {"host", true, read_host, kHostChildren},
+    {"tls", false, read_tls},
+    {"c2s", true, read_c2s},
+    {"c2s-tls", true, read_c2s_tls},
+    {"limits", false, read_limits},
+    {"plugins", false, read_plugins},
+    {"plugin", true, read_plugin},
+    {"storage", false, read_storage},
 };
 
 }  // namespace

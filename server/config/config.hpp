@@ -31,7 +31,14 @@ struct Limits {
   std::size_t max_depth = 64;
   std::chrono::seconds negotiation_timeout{60};  // time to authenticate and bind
   std::chrono::seconds resume_timeout{300};      // XEP-0198: how long a dropped session waits
-  std::uint32_t scram_iterations = 4096;         // for new/changed passwords
+  // Abuse limits (0 = none). Each is answered with its RFC 6120 error.
+  std::uint32_t connections_per_ip = 1000;  // open connections from one address
+  std::uint32_t sessions_per_account = 20;  // bound resources of one account
+  std::uint32_t auth_failures_per_ip = 10;  // failed logins from one address per window
+  std::chrono::seconds auth_failure_window{60};
+  std::uint64_t bytes_per_second = 1u << 20;  // what one connection may send us, sustained
+  std::uint64_t burst_bytes = 2u << 20;       // and in a burst
+  std::uint32_t scram_iterations = 4096;      // for new/changed passwords
 };
 
 // <storage>: where accounts, documents, archives and offline messages live (docs/storage.md).
@@ -39,7 +46,7 @@ struct Storage {
   enum class Backend { sqlite, mysql };
   Backend backend = Backend::sqlite;
   // sqlite
-  std::filesystem::path file;  // absolute; empty = <data_dir>/stanzad.sqlite
+  std::filesystem::path file;    // absolute; empty = <data_dir>/stanzad.sqlite
   bool synchronous_full = true;  // fsync every commit (durable across power loss)
   // mysql
   std::string host = "127.0.0.1";
@@ -51,7 +58,7 @@ struct Storage {
   std::chrono::seconds connect_timeout{5};
   std::chrono::seconds timeout{10};  // read and write timeout per query
   // both
-  unsigned pool_size = 4;          // reading connections (the writer has its own)
+  unsigned pool_size = 4;            // reading connections (the writer has its own)
   std::size_t queue_limit = 100000;  // writes waiting to commit; more: resource-constraint
   std::size_t batch_limit = 2000;    // writes per group-commit transaction
 };
@@ -64,9 +71,9 @@ struct PluginOption {
   std::size_t line = 0;
 };
 struct PluginSpec {
-  std::string name;                // "ping" → libstanzad_ping.so or mod_ping.lua
-  std::string host;                // empty: every host
-  std::filesystem::path file;      // explicit .so or .lua; empty: looked up by name
+  std::string name;            // "ping" → libstanzad_ping.so or mod_ping.lua
+  std::string host;            // empty: every host
+  std::filesystem::path file;  // explicit .so or .lua; empty: looked up by name
   std::map<std::string, PluginOption, std::less<>> options;
   std::size_t line = 0;
 };
@@ -82,11 +89,11 @@ struct Config {
   unsigned shards = 0;                             // 0 = number of cores
   Limits limits;
   Storage storage;
-  std::string log_level = "info";  // trace|debug|info|warn|error
-  std::filesystem::path log_file;  // empty = stderr
-  std::vector<PluginSpec> plugins;       // in configuration order
-  std::filesystem::path plugin_dir;      // shared-library plugins; empty = the built-in default
-  std::filesystem::path lua_dir;         // Lua plugins and runtime; empty = the built-in default
+  std::string log_level = "info";    // trace|debug|info|warn|error
+  std::filesystem::path log_file;    // empty = stderr
+  std::vector<PluginSpec> plugins;   // in configuration order
+  std::filesystem::path plugin_dir;  // shared-library plugins; empty = the built-in default
+  std::filesystem::path lua_dir;     // Lua plugins and runtime; empty = the built-in default
 };
 
 // Reads and validates `file`; relative paths in it resolve against the file's directory.

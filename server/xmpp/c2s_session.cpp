@@ -49,14 +49,21 @@ C2SSession::C2SSession(Server& server, net::Shard& shard, asio::ip::tcp::socket 
       state_(direct_tls ? State::tls_handshake : State::stream_header),
       parser_(*this, xml::ParserLimits{server.config().limits.max_stanza_bytes,
                                        server.config().limits.max_depth}),
-      timer_(shard.context()) {}
+      timer_(shard.context()),
+      shape_timer_(shard.context()),
+      tokens_(static_cast<double>(server.config().limits.burst_bytes)),
+      refilled_(std::chrono::steady_clock::now()) {}
 
-C2SSession::~C2SSession() = default;
+C2SSession::~C2SSession() {
+  if (admitted_) server_.release_connection(ip_);
+}
 
 void C2SSession::start() {
   boost::system::error_code ec;
   auto ep = socket_.remote_endpoint(ec);
-  peer_ = ec ? std::string("?") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  ip_ = ec ? std::string("?") : ep.address().to_string();
+  peer_ = ip_ + ":" + std::to_string(ep.port());
+  admitted_ = server_.admit_connection(ip_);
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
   socket_.non_blocking(true, ec);
   spdlog::debug("c2s connected id={} ip={} tls={}", id_, peer_, direct_tls_);
@@ -152,7 +159,7 @@ void C2SSession::handshake_step() {
 }
 
 void C2SSession::do_read() {
-  if (reading_ || waiting_ || detached() || state_ == State::starttls ||
+  if (reading_ || waiting_ || throttled_ || detached() || state_ == State::starttls ||
       state_ == State::tls_handshake)
     return;
   reading_ = true;
@@ -200,8 +207,11 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
         return;
       }
     }
+    charge(n);
     if (!consume(std::string_view(buffer.data(), n))) return;
-    if (state_ == State::starttls || waiting_ || detached() || state_ == State::closing) break;
+    if (state_ == State::starttls || waiting_ || detached() || state_ == State::closing ||
+        tokens_ < 0)
+      break;
   }
   if (state_ == State::starttls) {
     after_flush([self = shared_from_this()] {
@@ -209,7 +219,36 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
     });
     return;
   }
-  if (state_ != State::closing) do_read();
+  if (state_ != State::closing && !throttle()) do_read();
+}
+
+void C2SSession::charge(std::size_t n) {
+  const auto& limits = server_.config().limits;
+  if (limits.bytes_per_second == 0) return;
+  auto now = std::chrono::steady_clock::now();
+  double elapsed = std::chrono::duration<double>(now - refilled_).count();
+  refilled_ = now;
+  tokens_ = std::min(static_cast<double>(limits.burst_bytes),
+                     tokens_ + elapsed * static_cast<double>(limits.bytes_per_second));
+  tokens_ -= static_cast<double>(n);
+}
+
+bool C2SSession::throttle() {
+  if (tokens_ >= 0) return false;
+  // Past its rate: stop reading until the bucket refills. TCP pushes back on the sender;
+  // nobody else on this shard waits.
+  double rate = static_cast<double>(server_.config().limits.bytes_per_second);
+  auto wait = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::duration<double>(-tokens_ / rate));
+  spdlog::debug("c2s throttled id={} ip={} for_ms={}", id_, peer_,
+                std::chrono::duration_cast<std::chrono::milliseconds>(wait).count());
+  throttled_ = true;
+  shape_timer_.expires_after(wait);
+  shape_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    self->throttled_ = false;
+    if (!ec && !self->detached() && self->state_ != State::closing) self->do_read();
+  });
+  return true;
 }
 
 bool C2SSession::consume(std::string_view data) {
@@ -483,6 +522,10 @@ void C2SSession::on_stream_open(const xml::StreamHeader& header) {
   if (!restarted && to && server_.router().is_local_host(*to)) host_ = *to;
   send_stream_header();
 
+  if (!admitted_) {
+    close_with_stream_error("policy-violation", "too many connections from your address");
+    return;
+  }
   if (header.ns != ns::streams || header.local_name != "stream") {
     close_with_stream_error("invalid-namespace",
                             "the stream element is not in the streams namespace");
@@ -627,6 +670,11 @@ void C2SSession::handle_negotiation(xml::Element&& el) {
 
 void C2SSession::handle_auth(xml::Element&& el) {
   scram_.reset();
+  if (!server_.login_allowed(ip_)) {
+    // Brute force from this address: no attempt is even checked until the window passes.
+    sasl_fail(sasl::Failure::temporary_auth_failure, "too many failed logins from this address");
+    return;
+  }
   std::string_view mechanism = el.attr("mechanism");
   std::string text = el.text();
   std::optional<std::string> initial;
@@ -786,6 +834,7 @@ void C2SSession::sasl_fail(sasl::Failure failure, std::string_view why) {
   out.append(sasl::to_string(failure));
   out.append("/></failure>");
   send(out);
+  if (failure == sasl::Failure::not_authorized) server_.login_failed(ip_);
   spdlog::info("c2s authentication failed id={} ip={} user={} condition={} reason={}", id_, peer_,
                sasl_user_, sasl::to_string(failure), why);
   if (failure != sasl::Failure::aborted && ++sasl_failures_ >= max_sasl_failures)
@@ -852,7 +901,16 @@ void C2SSession::handle_bind(xml::Element&& iq) {
   wait_for(true);
   server_.router().bind(
       *full, SessionHandle{id_, &shard_, weak_from_this()},
-      [self = shared_from_this(), full = *full, iq_id = std::string(iq.attr("id"))] {
+      [self = shared_from_this(), full = *full, iq_id = std::string(iq.attr("id")),
+       request = iq](bool bound) {
+        if (!bound) {
+          xml::Element error = make_error_reply(request, "resource-constraint",
+                                                "this account has all the sessions it may have");
+          error.remove_attr("to");
+          self->send(error);
+          self->wait_for(false);
+          return;
+        }
         if (self->state_ != State::binding) {
           self->server_.router().unbind(full, self->id_);
           self->wait_for(false);

@@ -64,6 +64,8 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void do_read();
   void on_readable(const boost::system::error_code& ec);
   bool consume(std::string_view data);  // false when the stream died
+  void charge(std::size_t n);           // traffic shaping: a token bucket per connection
+  bool throttle();                      // true: reading paused until the bucket refills
   void send(std::string_view data);
   void send(const xml::Element& el);
   void do_write();
@@ -130,7 +132,9 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   std::unique_ptr<SSL, SslFree> ssl_;
   const std::uint64_t id_;
   const bool direct_tls_;
+  std::string ip_;
   std::string peer_;
+  bool admitted_ = false;  // counted in the per-address connection limit
   State state_;
   bool tls_ = false;
   bool header_sent_ = false;
@@ -147,6 +151,10 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   bool write_in_flight_ = false;
   std::vector<std::function<void()>> flushed_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer shape_timer_;
+  double tokens_;  // bytes this connection may still send before it is throttled
+  std::chrono::steady_clock::time_point refilled_;
+  bool throttled_ = false;
 
   std::string stream_id_;
   std::string host_;

@@ -11,8 +11,12 @@
 
 namespace stanzad::xmpp {
 
-Router::Router(net::ShardSet& shards, std::vector<std::string> hosts)
-    : shards_(shards), hosts_(std::move(hosts)), owned_(shards.size()) {}
+Router::Router(net::ShardSet& shards, std::vector<std::string> hosts,
+               std::uint32_t sessions_per_account)
+    : shards_(shards),
+      hosts_(std::move(hosts)),
+      owned_(shards.size()),
+      sessions_per_account_(sessions_per_account) {}
 
 bool Router::is_local_host(std::string_view domain) const {
   return std::find(hosts_.begin(), hosts_.end(), domain) != hosts_.end();
@@ -212,7 +216,7 @@ void Router::deliver_to_bare(Routed r, Account* account) {
   deliver_to(targets.back()->handle, std::move(r.stanza));
 }
 
-void Router::bind(const Jid& full, SessionHandle handle, std::function<void()> done) {
+void Router::bind(const Jid& full, SessionHandle handle, std::function<void(bool)> done) {
   net::Shard& owner = shards_.owner_of(full.bare_str());
   owner.run([this, full, handle = std::move(handle), done = std::move(done)]() mutable {
     Account& account = here().accounts[full.bare_str()];
@@ -228,9 +232,14 @@ void Router::bind(const Jid& full, SessionHandle handle, std::function<void()> d
       old->priority = 0;
       old->presence.reset();
     } else {
+      if (sessions_per_account_ != 0 && account.resources.size() >= sessions_per_account_) {
+        // RFC 6120 §7.6.2.1: the account has all the sessions it may have.
+        handle.shard->run([done = std::move(done)] { done(false); });
+        return;
+      }
       account.resources.push_back(Resource{full.resource(), handle, false, 0, std::nullopt});
     }
-    handle.shard->run(std::move(done));
+    handle.shard->run([done = std::move(done)] { done(true); });
   });
 }
 

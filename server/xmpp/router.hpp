@@ -31,7 +31,8 @@ struct SessionHandle {
 
 class Router {
  public:
-  Router(net::ShardSet& shards, std::vector<std::string> hosts);
+  Router(net::ShardSet& shards, std::vector<std::string> hosts,
+         std::uint32_t sessions_per_account = 0);
 
   // The plugin pipeline; set once before shards run.
   void set_pipeline(plugin::Pipeline* pipeline) { pipeline_ = pipeline; }
@@ -47,8 +48,9 @@ class Router {
               std::string_view type = {});
 
   // Binds a full JID (RFC 6120 §7). On the owner shard; an older session with the same
-  // full JID gets a `conflict` stream error. `done` runs on the session's shard.
-  void bind(const Jid& full, SessionHandle handle, std::function<void()> done);
+  // full JID gets a `conflict` stream error. `done(bound)` runs on the session's shard;
+  // false when the account already has as many sessions as allowed.
+  void bind(const Jid& full, SessionHandle handle, std::function<void(bool)> done);
   // XEP-0198 resumption: points the binding of `full` held by session `old_id` at `to`.
   // done(found) runs on `back` afterwards.
   void rebind(const Jid& full, std::uint64_t old_id, SessionHandle to, net::Shard& back,
@@ -94,6 +96,7 @@ class Router {
   net::ShardSet& shards_;
   std::vector<std::string> hosts_;
   std::vector<Owned> owned_;
+  std::uint32_t sessions_per_account_;    // 0: no limit
   plugin::Pipeline* pipeline_ = nullptr;  // indexed by shard; touched only by that shard's thread
 };
 

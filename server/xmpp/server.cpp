@@ -69,7 +69,7 @@ class StorageKeyValue : public plugin::KeyValueStore {
 Server::Server(config::Config config)
     : config_(std::move(config)),
       shards_(shard_count(config_)),
-      router_(shards_, config_.hosts),
+      router_(shards_, config_.hosts, config_.limits.sessions_per_account),
       pipeline_(shards_.size()),
       accounts_(storage::open(config_)),
       workers_(2),
@@ -153,6 +153,47 @@ void Server::do_accept(Listener& l) {
     session->start();
     do_accept(l);
   });
+}
+
+bool Server::admit_connection(const std::string& ip) {
+  std::lock_guard lock(ip_mutex_);
+  auto& n = connections_by_ip_[ip];
+  if (config_.limits.connections_per_ip != 0 && n >= config_.limits.connections_per_ip)
+    return false;
+  ++n;
+  return true;
+}
+
+void Server::release_connection(const std::string& ip) {
+  std::lock_guard lock(ip_mutex_);
+  auto it = connections_by_ip_.find(ip);
+  if (it != connections_by_ip_.end() && --it->second == 0) connections_by_ip_.erase(it);
+}
+
+bool Server::login_allowed(const std::string& ip) {
+  if (config_.limits.auth_failures_per_ip == 0) return true;
+  std::lock_guard lock(ip_mutex_);
+  auto it = failures_by_ip_.find(ip);
+  if (it == failures_by_ip_.end()) return true;
+  if (std::chrono::steady_clock::now() - it->second.since >= config_.limits.auth_failure_window) {
+    failures_by_ip_.erase(it);
+    return true;
+  }
+  return it->second.count < config_.limits.auth_failures_per_ip;
+}
+
+void Server::login_failed(const std::string& ip) {
+  std::lock_guard lock(ip_mutex_);
+  auto now = std::chrono::steady_clock::now();
+  auto& f = failures_by_ip_[ip];
+  if (f.count == 0 || now - f.since >= config_.limits.auth_failure_window) f = {0, now};
+  ++f.count;
+  // Forgotten addresses are swept now and then, so the map stays as large as the attack.
+  if (failures_by_ip_.size() > 100000) {
+    std::erase_if(failures_by_ip_, [&](const auto& kv) {
+      return now - kv.second.since >= config_.limits.auth_failure_window;
+    });
+  }
 }
 
 void Server::remember_resumable(const std::string& id, Resumable r) {

@@ -61,6 +61,13 @@ class Server {
   // Forgets `id` if it still names the session `session_id`.
   void forget_resumable(const std::string& id, std::uint64_t session_id);
 
+  // Abuse limits by client address (any shard; a mutex, taken per connection or login, never
+  // per stanza). admit() counts a connection in if its address is under the limit.
+  bool admit_connection(const std::string& ip);
+  void release_connection(const std::string& ip);
+  bool login_allowed(const std::string& ip);
+  void login_failed(const std::string& ip);
+
   // Session registry of the current shard (for shutdown and statistics).
   void session_opened(const std::shared_ptr<C2SSession>& s);
   void session_closed(std::uint64_t id);
@@ -98,6 +105,13 @@ class Server {
   std::atomic<std::uint64_t> session_ids_{0};
   std::atomic<bool> stopping_{false};
   std::mutex resumable_mutex_;  // rare: enable, resume, close
+  std::mutex ip_mutex_;
+  std::unordered_map<std::string, std::uint32_t> connections_by_ip_;
+  struct Failures {
+    std::uint32_t count = 0;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::unordered_map<std::string, Failures> failures_by_ip_;
   std::unordered_map<std::string, std::pair<std::uint64_t, Resumable>> resumable_;
   // The control thread: signals (SIGHUP reloads, SIGTERM stops) and the control socket
   // stanzactl talks to. Never a shard: plugin loads wait for the shards from here.

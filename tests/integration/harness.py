@@ -120,9 +120,10 @@ def client_tls_context(cafile=None):
 class Raw:
     """A raw socket client on the direct-TLS port (XEP-0368) or the plain port."""
 
-    def __init__(self, server, tls=True, timeout=10):
+    def __init__(self, server, tls=True, timeout=10, source=None):
         port = server.tls_port if tls else server.port
-        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
+                                        source_address=(source, 0) if source else None)
         if tls:
             sock = client_tls_context(server.certificate).wrap_socket(sock, server_hostname=HOST)
         self.sock = sock
@@ -177,6 +178,25 @@ class Raw:
             if not chunk:
                 raise AssertionError(f"connection closed waiting for {pattern!r}; got {self.buf!r}")
             self.buf += chunk
+
+    def read_count(self, needle, count, timeout=10):
+        """Reads until `needle` occurs `count` times in the buffer; returns the buffer."""
+        if isinstance(needle, str):
+            needle = needle.encode()
+        deadline = time.monotonic() + timeout
+        while self.buf.count(needle) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out: {self.buf.count(needle)} of {count} {needle!r}")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                raise AssertionError(f"connection closed: {self.buf.count(needle)} of {count}")
+            self.buf += chunk
+        return self.buf.decode(errors="replace")
 
     def read_iq(self, iq_id, timeout=10):
         """Reads until the iq with this id is complete; returns it."""
@@ -246,7 +266,9 @@ def scram_login(raw, user, password, resource="raw"):
              f"<resource>{resource}</resource></bind></iq>")
     raw.read_until("</iq>")
     # Keep whatever came after the bind result in the same read (a plugin's greeting…).
-    raw.buf = raw.buf[raw.buf.index(b"</iq>") + len(b"</iq>"):]
+    end = raw.buf.index(b"</iq>") + len(b"</iq>")
+    raw.bind_result = raw.buf[:end].decode(errors="replace")
+    raw.buf = raw.buf[end:]
 
 
 # ---- slixmpp -------------------------------------------------------------------------------

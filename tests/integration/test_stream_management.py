@@ -52,7 +52,7 @@ class StreamManagement(unittest.TestCase):
         bodies = []
         deadline = time.monotonic() + timeout
         while len(bodies) < count:
-            text = raw.read_match(r"(<message.*?</message>.*){%d}" % (count,),
+            text = raw.read_count("</message>", count,
                                   timeout=max(0.1, deadline - time.monotonic()))
             bodies = re.findall(r"<body>([^<]*)</body>", text)
         return bodies

@@ -231,6 +231,10 @@ TEST_F(ConfigTest, BadValuesNameFileLineAndOption) {
       {"<plugins directory=\"\" lua=\"x\"/>",
        "option 'plugins/lua': unknown attribute (expected one of: directory, lua-directory)"},
       {"<limits>64</limits>", "option 'limits': unexpected text '64'"},
+      {"<limits burst-bytes=\"100\"/>",
+       "option 'limits/burst-bytes': must be at least max-stanza-size (262144) or no stanza fits"},
+      {"<limits sessions-per-account=\"x\"/>",
+       "option 'limits/sessions-per-account': 'x' is not a number"},
       {"some text", "option 'stanzad': unexpected text 'some text'"},
   };
   for (const auto& c : cases) {
@@ -264,7 +268,9 @@ TEST_F(ConfigTest, AttributeOnItsOwnLineIsReportedThere) {
   EXPECT_EQ(error_of(minimal("<limits\n    max-depth=\"64\"\n    max-deth=\"2\"/>")),
             at(6,
                "option 'limits/max-deth': unknown attribute (expected one of: max-stanza-size, "
-               "max-depth, negotiation-timeout, resume-timeout, scram-iterations)"));
+               "max-depth, negotiation-timeout, resume-timeout, connections-per-ip, "
+               "sessions-per-account, auth-failures-per-ip, auth-failure-window, "
+               "bytes-per-second, burst-bytes, scram-iterations)"));
   EXPECT_EQ(error_of(minimal("<limits\n    max-depth=\"1\"/>")),
             at(5, "option 'limits/max-depth': '1' is too small (at least 2)"));
 }
