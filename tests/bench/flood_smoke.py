@@ -33,7 +33,7 @@ def main():
   <host name="localhost"/>
   <c2s address="127.0.0.1" port="{port}" require-tls="true"/>
   <c2s-tls address="127.0.0.1" port="{tls_port}"/>
-  <limits/>
+  <limits connections-per-ip="0" sessions-per-account="0" bytes-per-second="0"/>
 </stanzad>
 """)
     server = None
