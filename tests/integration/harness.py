@@ -138,15 +138,13 @@ class Raw:
         self.send(f"<?xml version='1.0'?><stream:stream to='{to}' version='1.0' "
                   f"xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'{extra}>")
 
-    def read_until(self, needle, timeout=10):
-        """Reads until `needle` (bytes or str) is in the buffer; returns everything read."""
-        if isinstance(needle, str):
-            needle = needle.encode()
+    def read_while(self, waiting, what, timeout=10):
+        """Reads until waiting(buffer) is false; raises naming `what` on time-out or close."""
         deadline = time.monotonic() + timeout
-        while needle not in self.buf:
+        while waiting(self.buf):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {needle!r}; got {self.buf!r}")
+                raise AssertionError(f"timed out waiting for {what}; got {self.buf!r}")
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(65536)
@@ -155,48 +153,35 @@ class Raw:
             except (ConnectionResetError, ssl.SSLError):
                 chunk = b""
             if not chunk:
-                raise AssertionError(f"connection closed waiting for {needle!r}; got {self.buf!r}")
+                raise AssertionError(f"connection closed waiting for {what}; got {self.buf!r}")
             self.buf += chunk
         return self.buf.decode(errors="replace")
+
+    def read_until(self, needle, timeout=10):
+        """Reads until `needle` (bytes or str) is in the buffer; returns everything read."""
+        if isinstance(needle, str):
+            needle = needle.encode()
+        return self.read_while(lambda buf: needle not in buf, repr(needle), timeout)
 
     def read_match(self, pattern, timeout=10):
         """Reads until the regex `pattern` matches the buffer; returns the match's text."""
         import re
-        deadline = time.monotonic() + timeout
-        while True:
-            m = re.search(pattern, self.buf.decode(errors="replace"), re.S)
+        found = []
+
+        def waiting(buf):
+            m = re.search(pattern, buf.decode(errors="replace"), re.S)
             if m:
-                return m.group(0)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out waiting for {pattern!r}; got {self.buf!r}")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            if not chunk:
-                raise AssertionError(f"connection closed waiting for {pattern!r}; got {self.buf!r}")
-            self.buf += chunk
+                found.append(m.group(0))
+            return not m
+        self.read_while(waiting, repr(pattern), timeout)
+        return found[-1]
 
     def read_count(self, needle, count, timeout=10):
         """Reads until `needle` occurs `count` times in the buffer; returns the buffer."""
         if isinstance(needle, str):
             needle = needle.encode()
-        deadline = time.monotonic() + timeout
-        while self.buf.count(needle) < count:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out: {self.buf.count(needle)} of {count} {needle!r}")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            if not chunk:
-                raise AssertionError(f"connection closed: {self.buf.count(needle)} of {count}")
-            self.buf += chunk
-        return self.buf.decode(errors="replace")
+        return self.read_while(lambda buf: buf.count(needle) < count,
+                               f"{count} times {needle!r}", timeout)
 
     def read_iq(self, iq_id, timeout=10):
         """Reads until the iq with this id is complete; returns it."""
@@ -225,8 +210,9 @@ class Raw:
             pass
 
 
-def scram_login(raw, user, password, resource="raw"):
-    """Authenticates a Raw client with SCRAM-SHA-256 and binds `resource`."""
+def scram_login(raw, user, password, resource="raw", bind=True):
+    """Authenticates a Raw client with SCRAM-SHA-256 and binds `resource` (or, bind=False,
+    stops after the restarted stream's features: to resume a session instead)."""
     import base64
     import hashlib
     import hmac
@@ -262,6 +248,8 @@ def scram_login(raw, user, password, resource="raw"):
     raw.open_stream()
     raw.features = raw.read_until("</stream:features>")
     raw.buf = b""
+    if not bind:
+        return
     raw.send("<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
              f"<resource>{resource}</resource></bind></iq>")
     raw.read_until("</iq>")

@@ -109,7 +109,7 @@ class StreamManagement(unittest.TestCase):
 
         again = Raw(self.server)
         self.addCleanup(again.close)
-        scram_login_without_bind(again, "romeo", PASSWORDS["romeo"])
+        scram_login(again, "romeo", PASSWORDS["romeo"], bind=False)
         again.send(f"<resume {SM} previd='{romeo.sm_id}' h='{romeo.h + 1}'/>")
         text = again.read_match(r"<resumed [^>]*/>")
         self.assertIn(f"previd='{romeo.sm_id}'", text)
@@ -121,7 +121,7 @@ class StreamManagement(unittest.TestCase):
         # And the old stream id cannot be resumed twice by someone else.
         other = Raw(self.server)
         self.addCleanup(other.close)
-        scram_login_without_bind(other, "juliet", PASSWORDS["juliet"])
+        scram_login(other, "juliet", PASSWORDS["juliet"], bind=False)
         other.send(f"<resume {SM} previd='{romeo.sm_id}' h='0'/>")
         self.assertIn("<item-not-found", other.read_match(r"<failed.*?</failed>"))
 
@@ -165,38 +165,6 @@ class StreamManagement(unittest.TestCase):
             juliet.close()
             romeo.disconnect()
         asyncio.run(asyncio.wait_for(scenario(), 60))
-
-
-def scram_login_without_bind(raw, user, password):
-    """Authenticates and restarts the stream, stopping before resource binding."""
-    import base64
-    import hashlib
-    import hmac
-    import os
-    raw.open_stream()
-    raw.read_until("</stream:features>")
-    cnonce = base64.b64encode(os.urandom(12)).decode()
-    first_bare = f"n={user},r={cnonce}"
-    raw.buf = b""
-    raw.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256'>"
-             + base64.b64encode(("n,," + first_bare).encode()).decode() + "</auth>")
-    text = raw.read_until("</challenge>")
-    server_first = base64.b64decode(text.split("<challenge", 1)[1].split(">", 1)[1].split("<", 1)[0]).decode()
-    parts = dict(p.split("=", 1) for p in server_first.split(","))
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), base64.b64decode(parts["s"]), int(parts["i"]))
-    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
-    stored_key = hashlib.sha256(client_key).digest()
-    final_bare = f"c=biws,r={parts['r']}"
-    auth = f"{first_bare},{server_first},{final_bare}".encode()
-    proof = bytes(a ^ b for a, b in zip(client_key, hmac.new(stored_key, auth, hashlib.sha256).digest()))
-    raw.buf = b""
-    raw.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" + base64.b64encode(
-        (final_bare + ",p=" + base64.b64encode(proof).decode()).encode()).decode() + "</response>")
-    raw.read_until("<success")
-    raw.buf = b""
-    raw.open_stream()
-    raw.read_until("</stream:features>")
-    raw.buf = b""
 
 
 if __name__ == "__main__":
