@@ -397,6 +397,19 @@ struct StreamParser::Impl {
 
   FeedResult feed(std::string_view data) {
     if (error_) return result(0);
+    // XML allows NUL nowhere. Refused here rather than by expat, whose verdict on a NUL before
+    // the root element depends on how the bytes were split (it may read it as UTF-16 and
+    // wait): the same bytes must get the same answer however TCP cut them.
+    if (auto nul = data.find('\0'); nul != std::string_view::npos) {
+      FeedResult before = feed_slices(data.substr(0, nul));
+      if (before.error || before.consumed < nul) return before;  // an error, or a restart
+      fail(StreamError::not_well_formed, "NUL byte");
+      return result(nul);
+    }
+    return feed_slices(data);
+  }
+
+  FeedResult feed_slices(std::string_view data) {
     std::size_t pos = 0;
     while (pos < data.size()) {
       std::size_t n = std::min(kSliceBytes, data.size() - pos);

@@ -493,5 +493,28 @@ TEST(StreamParser, HandlerExceptionPropagatesAndKillsStream) {
   EXPECT_EQ(*r.error, StreamError::bad_format);
 }
 
+// Found by the stream parser fuzzer: expat alone judged a NUL before the root element by how
+// the bytes were split. The parser refuses NUL itself, after what came before it.
+TEST(StreamParser, NulByteIsRefusedHoweverSplit) {
+  const std::string inputs[] = {
+      std::string("F\0mt", 4),
+      std::string("<?xml version='1.0'?>F\0mt", 25),
+      std::string(kClientHeader) + "<message><body>a</body></message>" + std::string("\0", 1),
+  };
+  for (const auto& input : inputs) {
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{2}, std::size_t{3}, input.size()}) {
+      Recorder rec;
+      StreamParser parser(rec);
+      EXPECT_EQ(StreamError::not_well_formed, feed_all(parser, input, chunk))
+          << "chunk " << chunk << " input size " << input.size();
+    }
+  }
+  // What came before the NUL was handed on.
+  Recorder rec;
+  StreamParser parser(rec);
+  feed_all(parser, inputs[2]);
+  EXPECT_EQ(1u, rec.stanzas.size());
+}
+
 }  // namespace
 }  // namespace stanzad::xml
