@@ -163,7 +163,7 @@ void C2SSession::do_read() {
       state_ == State::tls_handshake)
     return;
   reading_ = true;
-  if (ssl_ && SSL_pending(ssl_.get()) > 0) {
+  if (ssl_ && SSL_has_pending(ssl_.get()) == 1) {
     // Plaintext already decrypted inside OpenSSL: the socket may never become readable.
     asio::post(shard_.context(), [self = shared_from_this()] { self->on_readable({}); });
     return;

@@ -113,6 +113,17 @@ void Server::open_listeners() {
     if (ec) throw std::runtime_error("cannot listen on '" + lc.address + "': not an IP address");
     asio::ip::tcp::endpoint endpoint(address, lc.port);
     const bool direct_tls = lc.kind == config::ListenerKind::c2s_direct_tls;
+    // SO_REUSEPORT would let this process join another's listening port and split its
+    // connections with it (a second stanzad started by mistake): make sure it is free first.
+    {
+      asio::ip::tcp::acceptor probe(shards_.at(0).context());
+      probe.open(endpoint.protocol(), ec);
+      if (!ec) probe.set_option(asio::socket_base::reuse_address(true), ec);
+      if (!ec) probe.bind(endpoint, ec);
+      if (ec)
+        throw std::runtime_error("cannot listen on " + lc.address + ":" + std::to_string(lc.port) +
+                                 ": " + ec.message());
+    }
     // One acceptor per shard on the same port: the kernel spreads connections (SO_REUSEPORT)
     // and each shard accepts its own, with no hand-off between threads.
     for (unsigned i = 0; i < shards_.size(); ++i) {

@@ -104,5 +104,18 @@ class Chat(unittest.TestCase):
             asyncio.run(asyncio.wait_for(scenario(), 60))
 
 
+class SecondServer(unittest.TestCase):
+    def test_a_second_server_on_the_same_ports_refuses_to_start(self):
+        # SO_REUSEPORT would otherwise let it share the ports and split the clients.
+        import subprocess
+        from harness import STANZAD
+        with Server(users=USERS) as server:
+            r = subprocess.run([STANZAD, "--config", server.config], capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(1, r.returncode)
+            self.assertIn("Address already in use", r.stdout + r.stderr)
+            self.assertIsNone(server.proc.poll())  # the first one still serves
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
