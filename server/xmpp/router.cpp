@@ -224,13 +224,15 @@ void Router::bind(const Jid& full, SessionHandle handle, std::function<void(bool
       // RFC 6120 §7.7.2.2: the newer session wins; the older one is told why it ends.
       spdlog::info("c2s replacing session jid={} old={} new={}", full.str(), old->handle.id,
                    handle.id);
-      old->handle.shard->run([w = old->handle.session]() {
-        if (auto s = w.lock()) s->close_with_stream_error("conflict", "replaced by a new session");
-      });
-      old->handle = handle;
+      SessionHandle previous = std::exchange(old->handle, handle);
       old->available = false;
       old->priority = 0;
       old->presence.reset();
+      // Posted, never inline: closing unbinds, and this very entry must not change under us
+      // (the old session's unbind no longer matches it: the entry is the new session's now).
+      boost::asio::post(previous.shard->context(), [w = previous.session]() {
+        if (auto s = w.lock()) s->close_with_stream_error("conflict", "replaced by a new session");
+      });
     } else {
       if (sessions_per_account_ != 0 && account.resources.size() >= sessions_per_account_) {
         // RFC 6120 §7.6.2.1: the account has all the sessions it may have.
@@ -249,8 +251,9 @@ void Router::close_account(const Jid& bare, std::string condition, std::string t
     auto& accounts = here().accounts;
     auto it = accounts.find(bare.bare_str());
     if (it == accounts.end()) return;
+    // Posted, never inline: each close unbinds from the list being walked here.
     for (const auto& res : it->second.resources) {
-      res.handle.shard->run([w = res.handle.session, condition, text] {
+      boost::asio::post(res.handle.shard->context(), [w = res.handle.session, condition, text] {
         if (auto s = w.lock()) s->close_with_stream_error(condition, text);
       });
     }
