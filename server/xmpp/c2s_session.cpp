@@ -34,6 +34,13 @@ std::string hex(std::string_view bytes) {
 }
 
 constexpr std::size_t max_backlog = 64;
+// XEP-0198 §3 and §5 refusals.
+constexpr std::string_view sm_unexpected_request =
+    "<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
+    "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
+constexpr std::string_view sm_item_not_found =
+    "<failed xmlns='urn:xmpp:sm:3'><item-not-found "
+    "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>";
 constexpr unsigned max_sasl_failures = 5;
 constexpr auto closing_grace = std::chrono::seconds(5);
 
@@ -743,19 +750,23 @@ void C2SSession::handle_sasl_response(xml::Element&& el) {
   sasl_succeed(sasl_user_, scram_->server_final());
 }
 
+// RFC 6120 §6.3.8: an authorization identity, if given, must be the account itself.
+bool C2SSession::authzid_matches(std::string_view authzid,
+                                 const std::optional<std::string>& user) const {
+  if (authzid.empty()) return true;
+  auto authz = Jid::parse(authzid);
+  return user && authz && authz->node() == *user && authz->domain() == host_ && authz->is_bare();
+}
+
 void C2SSession::scram_client_first(std::string_view message) {
   if (auto failure = scram_->client_first(message)) {
     sasl_fail(*failure, "scram client-first");
     return;
   }
   std::optional<std::string> user = Jid::prep_node(scram_->username());
-  if (!scram_->authzid().empty()) {
-    auto authz = Jid::parse(scram_->authzid());
-    if (!user || !authz || authz->node() != *user || authz->domain() != host_ ||
-        !authz->is_bare()) {
-      sasl_fail(sasl::Failure::invalid_authzid, "authzid differs from the user");
-      return;
-    }
+  if (!authzid_matches(scram_->authzid(), user)) {
+    sasl_fail(sasl::Failure::invalid_authzid, "authzid differs from the user");
+    return;
   }
   sasl_user_ = user.value_or(std::string());
   scram_step_ = ScramStep::waiting;
@@ -790,13 +801,9 @@ void C2SSession::plain_auth(std::string_view message) {
     return;
   }
   std::optional<std::string> user = Jid::prep_node(plain->authcid);
-  if (!plain->authzid.empty()) {
-    auto authz = Jid::parse(plain->authzid);
-    if (!user || !authz || authz->node() != *user || authz->domain() != host_ ||
-        !authz->is_bare()) {
-      sasl_fail(sasl::Failure::invalid_authzid, "authzid differs from the user");
-      return;
-    }
+  if (!authzid_matches(plain->authzid, user)) {
+    sasl_fail(sasl::Failure::invalid_authzid, "authzid differs from the user");
+    return;
   }
   if (!user) {
     sasl_fail(sasl::Failure::not_authorized, "bad username");
@@ -868,9 +875,7 @@ void C2SSession::handle_bind_phase(xml::Element&& el) {
       handle_resume(std::move(el));
     } else {
       // §3: stream management is enabled after binding.
-      send(
-          "<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
-          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+      send(sm_unexpected_request);
     }
     return;
   }
@@ -1091,9 +1096,7 @@ void C2SSession::handle_sm(xml::Element&& el) {
   }
   if (name == "enable") {
     if (sm_.enabled) {
-      send(
-          "<failed xmlns='urn:xmpp:sm:3'><unexpected-request "
-          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+      send(sm_unexpected_request);
       return;
     }
     std::string_view resume = el.attr("resume");
@@ -1146,9 +1149,7 @@ void C2SSession::handle_resume(xml::Element&& el) {
   std::string h(el.attr("h"));
   auto found = server_.find_resumable(previd);
   if (!found || found->bare != username_ + "@" + host_) {
-    send(
-        "<failed xmlns='urn:xmpp:sm:3'><item-not-found "
-        "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+    send(sm_item_not_found);
     return;
   }
   wait_for(true);
@@ -1156,9 +1157,7 @@ void C2SSession::handle_resume(xml::Element&& el) {
   auto self = shared_from_this();
   auto fail = [self] {
     self->shard_.run([self] {
-      self->send(
-          "<failed xmlns='urn:xmpp:sm:3'><item-not-found "
-          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></failed>");
+      self->send(sm_item_not_found);
       self->wait_for(false);
     });
   };

@@ -85,6 +85,7 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void handle_negotiation(xml::Element&& el);
   void handle_auth(xml::Element&& el);
   void handle_sasl_response(xml::Element&& el);
+  bool authzid_matches(std::string_view authzid, const std::optional<std::string>& user) const;
   void scram_client_first(std::string_view message);
   void plain_auth(std::string_view message);
   void sasl_fail(sasl::Failure failure, std::string_view why);

@@ -6,17 +6,10 @@
 #include <string>
 
 #include "fake_host.hpp"
+#include "plugin_loader.hpp"
 
 namespace stanzad::testing {
 namespace {
-
-const sz_plugin* open_plugin(const std::string& name) {
-  std::string path = std::string(STANZAD_PLUGIN_DIR) + "/libstanzad_" + name + ".so";
-  void* dl = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);  // kept open for the test's life
-  if (!dl) return nullptr;
-  auto entry = reinterpret_cast<sz_entry_fn>(dlsym(dl, SZ_ENTRY_SYMBOL));
-  return entry ? entry() : nullptr;
-}
 
 TEST(BuiltinPlugins, PingAnswersTheServersDomain) {
   FakeHost host({}, "example.org");

@@ -9,17 +9,10 @@
 
 #include "fake_host.hpp"
 #include "plugin/lua_host.hpp"
+#include "plugin_loader.hpp"
 
 namespace stanzad::testing {
 namespace {
-
-const sz_plugin* open_plugin(const std::string& name) {
-  std::string path = std::string(STANZAD_PLUGIN_DIR) + "/libstanzad_" + name + ".so";
-  void* dl = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);  // kept open for the test's life
-  if (!dl) return nullptr;
-  auto entry = reinterpret_cast<sz_entry_fn>(dlsym(dl, SZ_ENTRY_SYMBOL));
-  return entry ? entry() : nullptr;
-}
 
 bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
