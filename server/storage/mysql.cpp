@@ -139,20 +139,16 @@ class MysqlConnection final : public Connection {
     }
     return *q;
   }
-  void begin() override {
-    guard([&] { c_->setAutoCommit(false); });
-  }
-  void commit() override {
-    guard([&] {
-      c_->commit();
-      c_->setAutoCommit(true);
-    });
-  }
+  // Transaction control goes through plain statements: Connector/C++ 1.1's commit(), rollback()
+  // and setAutoCommit() drop the client library's return code, so a COMMIT that failed because
+  // the server died looked like one that succeeded (an acknowledged write lost; found by the
+  // fault test). Statement::execute throws. The session stays in autocommit mode between them.
+  void begin() override { control("START TRANSACTION"); }
+  void commit() override { control("COMMIT"); }
   void rollback() noexcept override {
     try {
-      c_->rollback();
-      c_->setAutoCommit(true);
-    } catch (const sql::SQLException&) {
+      control("ROLLBACK");
+    } catch (const StorageError&) {
       broken_ = true;  // could not even roll back: start afresh
     }
   }
@@ -171,6 +167,12 @@ class MysqlConnection final : public Connection {
       s->execute(text);
     });
   }
+  void control(const char* text) {
+    guard([&] {
+      if (!control_) control_.reset(c_->createStatement());
+      control_->execute(text);
+    });
+  }
   sql::Connection& raw() { return *c_; }
   const std::string& where() const { return where_; }
 
@@ -178,6 +180,7 @@ class MysqlConnection final : public Connection {
   std::unique_ptr<sql::Connection> c_;
   std::string where_;
   bool broken_ = false;
+  std::unique_ptr<sql::Statement> control_;
   std::array<std::unique_ptr<MysqlQuery>, static_cast<std::size_t>(Sql::count_)> queries_;
 };
 

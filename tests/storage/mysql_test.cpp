@@ -171,6 +171,40 @@ TEST(MysqlStorage, UnreachableServerIsUnavailable) {
   EXPECT_THROW(MysqlBackend b(o), StorageError);
 }
 
+// A COMMIT on a connection the server dropped mid-transaction must fail, never look like it
+// succeeded: Connector/C++ 1.1's own commit() ignores the error (an acknowledged write was lost
+// once in storage_mysql_fault before transaction control went through plain statements).
+TEST(MysqlStorage, CommitOnAKilledConnectionFails) {
+  auto o = mysql_options();
+  MysqlBackend b(o);
+  auto c = b.connect();
+  c->begin();
+  {
+    Use put(*c, Sql::kv_put);
+    put->text(1, "localhost")
+        .text(2, "romeo")
+        .text(3, "test")
+        .text(4, "k")
+        .blob(5, "v")
+        .integer(6, 1);
+    put->run();
+  }
+  // Another client kills every connection to this test's database (ours is the only one).
+  std::string kill = "mariadb --no-defaults -N -h127.0.0.1 -P" + std::to_string(o.port) +
+                     " -ustanzad -pstanzad-test -e \"SELECT CONCAT('KILL ', id, ';') FROM "
+                     "information_schema.processlist WHERE db = '" +
+                     o.database + "'\" | mariadb --no-defaults -h127.0.0.1 -P" +
+                     std::to_string(o.port) + " -ustanzad -pstanzad-test";
+  ASSERT_EQ(std::system(kill.c_str()), 0);
+  EXPECT_THROW(c->commit(), StorageError);
+  EXPECT_TRUE(c->broken());
+  // Nothing of the transaction is there.
+  auto fresh = b.connect();
+  Use get(*fresh, Sql::kv_get);
+  get->text(1, "localhost").text(2, "romeo").text(3, "test").text(4, "k");
+  EXPECT_FALSE(get->next());
+}
+
 // MariaDB is killed (SIGKILL) and restarted while a writer archives messages steadily: every
 // acknowledged message is in the archive afterwards; writes during the outage fail with
 // ErrorKind::unavailable; the store recovers by itself. Uses its own MariaDB instance.
