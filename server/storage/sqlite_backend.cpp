@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cerrno>
+#include <optional>
 #include <system_error>
 
 #include "storage/sqlite.hpp"
@@ -182,9 +183,30 @@ class SqliteConnection final : public Connection {
     return *q;
   }
   // IMMEDIATE: take the write lock now, so a concurrent stanzactl waits instead of failing
-  // its transaction half-way with SQLITE_BUSY.
-  void begin() override { db_.exec("BEGIN IMMEDIATE"); }
-  void commit() override { db_.exec("COMMIT"); }
+  // its transaction half-way with SQLITE_BUSY. Then note the newest message id: every message
+  // this transaction inserts gets a larger one (INTEGER PRIMARY KEY takes the largest + 1, and
+  // no one else writes while we hold the lock), which is what commit() indexes.
+  void begin() override {
+    db_.exec("BEGIN IMMEDIATE");
+    if (!newest_) newest_.emplace(db_, "SELECT COALESCE(MAX(id), 0) FROM messages");
+    StatementUse use(*newest_);
+    indexed_ = newest_->step() ? newest_->column_int(0) : 0;
+  }
+  // The full-text index of the transaction's messages, in one statement (schema 0003): one
+  // virtual-table statement per transaction instead of one per message (a trigger), which
+  // was 70% of the CPU time of archiving a message.
+  void commit() override {
+    if (!index_) {
+      index_.emplace(db_,
+                     "INSERT INTO messages_fts (rowid, body) SELECT id, body FROM messages"
+                     " WHERE id > ? ORDER BY id");
+    }
+    {
+      StatementUse use(*index_);
+      index_->bind_int(1, indexed_).run();
+    }
+    db_.exec("COMMIT");
+  }
   void rollback() noexcept override {
     sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
   }
@@ -194,6 +216,8 @@ class SqliteConnection final : public Connection {
  private:
   Database db_;
   std::array<std::unique_ptr<SqliteQuery>, static_cast<std::size_t>(Sql::count_)> queries_;
+  std::optional<Statement> newest_, index_;
+  std::int64_t indexed_ = 0;  // the newest message id when the transaction began
 };
 
 std::filesystem::path prepare(const std::filesystem::path& file) {
