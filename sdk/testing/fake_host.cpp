@@ -21,6 +21,16 @@ using plugin::view;
 // SDK's trampolines log with a NULL host).
 FakeHost* g_active = nullptr;
 
+// What event_session_write writes to, in the fake: the host's record.
+struct Recorder : plugin::SessionSink {
+  std::vector<std::string>* out = nullptr;
+  void write_now(xml::Element stanza) override {
+    std::string text;
+    xml::serialize(stanza, text, "jabber:client");
+    out->push_back(std::move(text));
+  }
+};
+
 // The event as the fake fires it: event_reply needs to find its host.
 struct FakeEvent : plugin::Event {
   FakeHost* fake = nullptr;
@@ -156,14 +166,73 @@ FireResult FakeHost::fire(const std::string& event, const std::string& stanza_xm
   ev.to = jto ? &*jto : nullptr;
   ev.session = jsession ? &*jsession : nullptr;
   ev.host = host_;
+  Recorder recorder;
+  recorder.out = &written_;
+  if (jsession) ev.sink = &recorder;
   FireResult r;
   r.verdict = hooks_.fire(ev);
   if (r.verdict == SZ_ERROR) {
     r.error_condition = ev.error_condition;
     r.error_type = ev.error_type;
     r.error_text = ev.error_text;
+    for (const auto& el : ev.error_payload) {
+      std::string text;
+      xml::serialize(el, text, "jabber:client");
+      r.error_payload.push_back(std::move(text));
+    }
   }
   return r;
+}
+
+void FakeHost::add_session(const std::string& full_jid, const std::string& presence_xml,
+                           int priority) {
+  auto j = xmpp::Jid::parse(full_jid);
+  if (!j || j->is_bare()) throw std::invalid_argument("not a full JID: " + full_jid);
+  FakeSession s;
+  s.jid = j->str();
+  s.priority = priority;
+  if (!presence_xml.empty()) {
+    s.presence = plugin::parse_element(presence_xml);
+    if (!s.presence) throw std::invalid_argument("not one well-formed element: " + presence_xml);
+    s.available = true;
+  }
+  auto& list = sessions_[j->bare_str()];
+  std::erase_if(list, [&](const FakeSession& o) { return o.jid == s.jid; });
+  list.push_back(std::move(s));
+}
+
+void FakeHost::remove_session(const std::string& full_jid) {
+  auto j = xmpp::Jid::parse(full_jid);
+  if (!j) return;
+  std::erase_if(sessions_[j->bare_str()], [&](const FakeSession& o) { return o.jid == j->str(); });
+}
+
+std::optional<std::string> FakeHost::session_property(const std::string& full_jid,
+                                                      const std::string& key) const {
+  auto j = xmpp::Jid::parse(full_jid);
+  if (!j) return std::nullopt;
+  auto it = sessions_.find(j->bare_str());
+  if (it == sessions_.end()) return std::nullopt;
+  for (const auto& s : it->second) {
+    if (s.jid != j->str()) continue;
+    for (const auto& [k, v] : s.properties)
+      if (k == key) return v;
+  }
+  return std::nullopt;
+}
+
+std::size_t FakeHost::run_posted() {
+  std::size_t n = 0;
+  while (!posted_.empty()) {
+    Posted p = posted_.front();
+    posted_.erase(posted_.begin());
+    sz_host* here = nullptr;
+    for (auto& inst : instances_)
+      if (inst->name == p.plugin) here = reinterpret_cast<sz_host*>(inst.get());
+    p.fn(here, p.user);
+    ++n;
+  }
+  return n;
 }
 
 void FakeHost::clear_sent() {
@@ -192,6 +261,7 @@ void FakeHost::advance(std::uint64_t ms) {
     t.fn(t.user);
   }
   now_ = target;
+  run_posted();
 }
 
 std::optional<std::string> FakeHost::kv(const std::string& user, const std::string& store,
@@ -338,6 +408,94 @@ void FakeHost::fill_api() {
     ev.stanza = stanza ? plugin::from_c(stanza) : nullptr;
     ev.host = f->host_;
     return f->hooks_.fire(ev);
+  };
+
+  // ---- 1.2: one shard owns everything here
+  api_.owner_shard = [](sz_host* h, sz_str) -> uint32_t { return fake(h)->shard_; };
+  api_.post = [](sz_host* h, uint32_t, sz_task_fn fn, void* user) {
+    fake(h)->posted_.push_back(Posted{instance(h)->name, fn, user});
+  };
+  api_.instance_state = [](sz_host* h) { return instance(h)->state; };
+  api_.account_sessions = [](sz_host* h, sz_str bare, sz_session_fn fn, void* user) -> int {
+    FakeHost* f = fake(h);
+    auto j = xmpp::Jid::parse(view(bare));
+    if (!j) return 0;
+    auto it = f->sessions_.find(j->bare_str());
+    if (it == f->sessions_.end()) return 0;
+    auto copy = it->second;  // fn may change the account
+    for (const auto& s : copy) fn(user, reinterpret_cast<const sz_session*>(&s));
+    return static_cast<int>(copy.size());
+  };
+  api_.session_jid = [](const sz_session* s) {
+    return str(reinterpret_cast<const FakeSession*>(s)->jid);
+  };
+  api_.session_available = [](const sz_session* s) -> int {
+    return reinterpret_cast<const FakeSession*>(s)->available ? 1 : 0;
+  };
+  api_.session_priority = [](const sz_session* s) -> int32_t {
+    return reinterpret_cast<const FakeSession*>(s)->priority;
+  };
+  api_.session_presence = [](const sz_session* s) -> const sz_stanza* {
+    const auto& p = reinterpret_cast<const FakeSession*>(s)->presence;
+    return p ? reinterpret_cast<const sz_stanza*>(&*p) : nullptr;
+  };
+  api_.session_get = [](const sz_session* s, sz_str key) -> sz_str {
+    for (const auto& [k, v] : reinterpret_cast<const FakeSession*>(s)->properties)
+      if (k == view(key)) return str(v);
+    return sz_str{nullptr, 0};
+  };
+  api_.session_property_at = [](const sz_session* s, size_t i, sz_str* key, sz_str* value) -> int {
+    const auto& props = reinterpret_cast<const FakeSession*>(s)->properties;
+    if (i >= props.size()) return 0;
+    *key = str(props[i].first);
+    *value = str(props[i].second);
+    return 1;
+  };
+  api_.session_set = [](sz_host* h, sz_str full, sz_str key, sz_str value) {
+    FakeHost* f = fake(h);
+    auto j = xmpp::Jid::parse(view(full));
+    if (!j) return;
+    for (auto& s : f->sessions_[j->bare_str()]) {
+      if (s.jid != j->str()) continue;
+      std::erase_if(s.properties, [&](const auto& kv) { return kv.first == view(key); });
+      if (value.data) s.properties.emplace_back(std::string(view(key)), std::string(view(value)));
+    }
+  };
+  api_.user_exists = [](sz_host* h, sz_str bare) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    return f->users_.count(std::string(view(bare))) ? 1 : 0;
+  };
+  api_.kv_keys = [](sz_host* h, sz_str user, sz_str store, sz_str_fn fn, void* ud) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    int n = 0;
+    for (const auto& [k, v] : f->kv_) {
+      if (std::get<0>(k) != view(user) || std::get<1>(k) != view(store)) continue;
+      fn(ud, str(std::get<2>(k)));
+      ++n;
+    }
+    return n;
+  };
+  api_.offline_push = [](sz_host* h, sz_str user, sz_str xml) -> int64_t {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    auto& q = f->offline_[std::string(view(user))];
+    q.emplace_back(view(xml));
+    return static_cast<int64_t>(q.size());
+  };
+  api_.offline_count = [](sz_host* h, sz_str user) -> int64_t {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    return static_cast<int64_t>(f->offline_[std::string(view(user))].size());
+  };
+  api_.offline_take = [](sz_host* h, sz_str user, sz_str_fn fn, void* ud) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    auto q = std::move(f->offline_[std::string(view(user))]);
+    f->offline_[std::string(view(user))].clear();
+    for (const auto& m : q) fn(ud, str(m));
+    return static_cast<int>(q.size());
   };
 }
 

@@ -24,6 +24,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "plugin/hooks.hpp"
@@ -41,6 +42,7 @@ struct FireResult {
   sz_verdict verdict = SZ_PASS;
   // Set when verdict == SZ_ERROR (what the core would bounce).
   std::string error_condition, error_type, error_text;
+  std::vector<std::string> error_payload;  // serialized, in order (event_set_error_payload)
   bool passed() const { return verdict == SZ_PASS; }
   bool handled() const { return verdict == SZ_HANDLED; }
   bool error() const { return verdict == SZ_ERROR; }
@@ -101,6 +103,22 @@ class FakeHost {
               const std::string& value);
   void fail_storage(bool fail) { fail_storage_ = fail; }
 
+  // Accounts (user_exists), bound sessions (account_sessions, session_set; every account is
+  // owned by this shard), offline queues, and what event_session_write wrote.
+  void add_user(const std::string& bare_jid) { users_.insert(bare_jid); }
+  void remove_user(const std::string& bare_jid) { users_.erase(bare_jid); }
+  // Binds a resource; `presence_xml` (when given) makes it available with that presence.
+  void add_session(const std::string& full_jid, const std::string& presence_xml = {},
+                   int priority = 0);
+  void remove_session(const std::string& full_jid);
+  std::optional<std::string> session_property(const std::string& full_jid,
+                                              const std::string& key) const;
+  std::vector<std::string>& offline(const std::string& bare_jid) { return offline_[bare_jid]; }
+  // Stanzas written to the event's session (event_session_write), serialized.
+  const std::vector<std::string>& written() const { return written_; }
+  // Tasks posted (post) run when run_posted() or advance() is called, in order.
+  std::size_t run_posted();
+
   void set_option(const std::string& name, const std::string& value) { options_[name] = value; }
   // Option names plugins asked for through get_option.
   const std::set<std::string>& requested_options() const { return requested_; }
@@ -154,6 +172,23 @@ class FakeHost {
   std::uint64_t now_ = 0;
   std::map<std::tuple<std::string, std::string, std::string>, std::string> kv_;
   bool fail_storage_ = false;
+  struct FakeSession {
+    std::string jid;
+    bool available = false;
+    int priority = 0;
+    std::optional<xml::Element> presence;
+    std::vector<std::pair<std::string, std::string>> properties;
+  };
+  struct Posted {
+    std::string plugin;
+    sz_task_fn fn = nullptr;
+    void* user = nullptr;
+  };
+  std::set<std::string> users_;
+  std::map<std::string, std::vector<FakeSession>> sessions_;  // by bare JID
+  std::map<std::string, std::vector<std::string>> offline_;
+  std::vector<std::string> written_;
+  std::vector<Posted> posted_;
 };
 
 }  // namespace stanzad::testing

@@ -5,11 +5,22 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "xml/element.hpp"
 #include "xmpp/jid.hpp"
 
 namespace stanzad::plugin {
+
+// A session, for events fired on its shard (stanza/out, session events): event_session_write.
+class SessionSink {
+ public:
+  // Writes a stanza to the session's stream now, without passing stanza/out.
+  virtual void write_now(xml::Element stanza) = 0;
+
+ protected:
+  ~SessionSink() = default;
+};
 
 struct Event {
   std::string_view name;
@@ -22,6 +33,8 @@ struct Event {
   std::string error_condition;
   std::string error_type;
   std::string error_text;
+  std::vector<xml::Element> error_payload;  // appended to the <error/> after the condition
+  SessionSink* sink = nullptr;              // the session, when the event has one here
 };
 
 inline sz_event* to_c(Event* e) { return reinterpret_cast<sz_event*>(e); }

@@ -671,6 +671,22 @@ bool set_error_object(lua_State* L, int idx, sz_event* ev, const sz_host_api* ap
   };
   api->event_set_error(ev, field(-3), field(-2), field(-1));
   lua_pop(L, 3);
+  // `payload`: a stanza (or a list of them) added inside <error/> after the condition.
+  auto add_payload = [&](int i) {
+    auto* ud = static_cast<StanzaUd*>(luaL_testudata(L, i, kStanzaMt));
+    if (ud && ud->root->valid && ud->s) api->event_set_error_payload(ev, api->stanza_copy(ud->s));
+  };
+  int t = lua_getfield(L, idx, "payload");
+  if (t == LUA_TUSERDATA) {
+    add_payload(-1);
+  } else if (t == LUA_TTABLE) {
+    for (lua_Integer i = 1; lua_rawgeti(L, -1, i) != LUA_TNIL; ++i) {
+      add_payload(-1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
   return true;
 }
 
@@ -715,11 +731,24 @@ int event_reply(lua_State* L) {  // event:reply(stanza): the stanza is taken (or
   return 0;
 }
 
+// event:write(stanza): written to the event's session at once, before the stanza being
+// processed, skipping stanza/out (taken or copied). Returns false without a session.
+int event_write(lua_State* L) {
+  auto* slot = static_cast<Slot*>(lua_touserdata(L, lua_upvalueindex(1)));
+  if (!slot->ev) return luaL_error(L, "event used after its handler returned");
+  sz_stanza* s = take(L, 2, "it was written");
+  lua_pushboolean(L, slot->inst->api->event_session_write(slot->ev, s) == 0);
+  return 1;
+}
+
 void make_event_table(lua_State* L, Slot* slot) {
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 2);
   lua_pushlightuserdata(L, slot);
   lua_pushcclosure(L, event_reply, 1);
   lua_setfield(L, -2, "reply");
+  lua_pushlightuserdata(L, slot);
+  lua_pushcclosure(L, event_write, 1);
+  lua_setfield(L, -2, "write");
   lua_createtable(L, 0, 2);
   lua_pushlightuserdata(L, slot);
   lua_pushcclosure(L, event_index, 1);
@@ -1106,6 +1135,29 @@ int store_set(lua_State* L) {
   return 0;
 }
 
+int store_keys(lua_State* L) {  // store:keys(user) -> { key, ... } in key order
+  Instance* inst = store_inst(L);
+  sz_str user = to_sz(L, 2), store = store_name(L);
+  lua_settop(L, 2);
+  lua_newtable(L);
+  struct Acc {
+    lua_State* L;
+    lua_Integer n = 0;
+  } acc{L};
+  int r = inst->api->kv_keys(
+      inst->host, user, store,
+      [](void* u, sz_str key) {
+        auto* a = static_cast<Acc*>(u);
+        push_sz(a->L, key);
+        lua_rawseti(a->L, -2, ++a->n);
+      },
+      &acc);
+  if (r < 0)
+    return luaL_error(L, "storage error listing store=%s",
+                      lua_pushlstring(L, store.data, store.len));
+  return 1;
+}
+
 int m_open_store(lua_State* L) {
   self_inst(L);
   luaL_checkstring(L, 2);
@@ -1201,6 +1253,163 @@ int m_fire(lua_State* L) {  // module:fire(event, stanza|nil) -> "pass" | "handl
   return 1;
 }
 
+// ---- accounts, sessions, shards, offline queues (ABI 1.2) ----------------------------------
+
+int m_owner_shard(lua_State* L) {  // module:owner_shard(jid) -> 0-based shard index
+  Instance* inst = self_inst(L);
+  lua_pushinteger(L, inst->api->owner_shard(inst->host, to_sz(L, 2)));
+  return 1;
+}
+
+int m_shard(lua_State* L) {  // module:shard() -> this shard's index, shard count
+  Instance* inst = self_inst(L);
+  lua_pushinteger(L, inst->api->shard_index(inst->host));
+  lua_pushinteger(L, inst->api->shard_count(inst->host));
+  return 2;
+}
+
+// module:post(shard, event, stanza|nil): fires this plugin's own event `event` (named like
+// module:fire's) on another shard, with a copy of the stanza. Lua states are per shard, so
+// functions cannot travel; an event and a stanza can.
+struct PostedEvent {
+  std::string event;
+  sz_stanza* stanza;
+  const sz_host_api* api;
+};
+
+int m_post(lua_State* L) {
+  Instance* inst = self_inst(L);
+  lua_Integer shard = luaL_checkinteger(L, 2);
+  const char* event = luaL_checkstring(L, 3);
+  StanzaUd* ud = lua_isnoneornil(L, 4) ? nullptr : check_stanza(L, 4);
+  if (shard < 0 || shard >= static_cast<lua_Integer>(inst->api->shard_count(inst->host)))
+    return luaL_error(L, "no shard %d", static_cast<int>(shard));
+  auto* p = new PostedEvent{event, ud ? inst->api->stanza_copy(ud->s) : nullptr, inst->api};
+  inst->api->post(
+      inst->host, static_cast<uint32_t>(shard),
+      [](sz_host* here, void* user) {
+        std::unique_ptr<PostedEvent> pe(static_cast<PostedEvent*>(user));
+        if (here) pe->api->fire(here, pe->event.c_str(), pe->stanza);
+        if (pe->stanza) pe->api->stanza_free(pe->stanza);
+      },
+      p);
+  return 0;
+}
+
+// module:sessions(bare_jid) -> { { jid =, available =, priority =, presence = stanza|nil,
+// properties = { key = value } }, ... } on the account's owner shard; nil, why elsewhere.
+int m_sessions(lua_State* L) {
+  Instance* inst = self_inst(L);
+  sz_str jid = to_sz(L, 2);
+  lua_settop(L, 2);
+  lua_newtable(L);
+  struct Acc {
+    lua_State* L;
+    Instance* inst;
+    lua_Integer n = 0;
+  } acc{L, inst};
+  int r = inst->api->account_sessions(
+      inst->host, jid,
+      [](void* u, const sz_session* s) {
+        auto* a = static_cast<Acc*>(u);
+        lua_State* L = a->L;
+        const sz_host_api* api = a->inst->api;
+        lua_createtable(L, 0, 5);
+        push_sz(L, api->session_jid(s));
+        lua_setfield(L, -2, "jid");
+        lua_pushboolean(L, api->session_available(s));
+        lua_setfield(L, -2, "available");
+        lua_pushinteger(L, api->session_priority(s));
+        lua_setfield(L, -2, "priority");
+        if (const sz_stanza* p = api->session_presence(s)) {
+          new_root(L, api->stanza_copy(p), true);
+          lua_setfield(L, -2, "presence");
+        }
+        lua_newtable(L);
+        sz_str key, value;
+        for (size_t i = 0; api->session_property_at(s, i, &key, &value); ++i) {
+          push_sz(L, key);
+          push_sz(L, value);
+          lua_rawset(L, -3);
+        }
+        lua_setfield(L, -2, "properties");
+        lua_rawseti(L, -2, ++a->n);
+      },
+      &acc);
+  if (r < 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "not on the account's owner shard (see module:owner_shard)");
+    return 2;
+  }
+  return 1;
+}
+
+int m_set_session(lua_State* L) {  // module:set_session(full_jid, key, value|nil)
+  Instance* inst = self_inst(L);
+  sz_str jid = to_sz(L, 2), key = to_sz(L, 3);
+  sz_str value{nullptr, 0};
+  if (!lua_isnoneornil(L, 4)) value = to_sz(L, 4);
+  inst->api->session_set(inst->host, jid, key, value);
+  return 0;
+}
+
+int m_user_exists(lua_State* L) {  // module:user_exists(bare_jid) -> boolean
+  Instance* inst = self_inst(L);
+  int r = inst->api->user_exists(inst->host, to_sz(L, 2));
+  if (r < 0) return luaL_error(L, "storage error looking up %s", lua_tostring(L, 2));
+  lua_pushboolean(L, r);
+  return 1;
+}
+
+int m_offline_push(lua_State* L) {  // module:offline_push(user, stanza|xml) -> queue length
+  Instance* inst = self_inst(L);
+  sz_str user = to_sz(L, 2);
+  std::string xml;
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    xml = lua_tostring(L, 3);
+  } else {
+    StanzaUd* ud = check_stanza(L, 3);
+    inst->api->stanza_serialize(
+        ud->s, [](void* u, sz_str v) { static_cast<std::string*>(u)->assign(v.data, v.len); },
+        &xml);
+  }
+  int64_t n = inst->api->offline_push(inst->host, user, sz_str{xml.data(), xml.size()});
+  if (n < 0) return luaL_error(L, "storage error queueing for %s", lua_tostring(L, 2));
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+int m_offline_count(lua_State* L) {  // module:offline_count(user) -> integer
+  Instance* inst = self_inst(L);
+  int64_t n = inst->api->offline_count(inst->host, to_sz(L, 2));
+  if (n < 0) return luaL_error(L, "storage error counting for %s", lua_tostring(L, 2));
+  lua_pushinteger(L, n);
+  return 1;
+}
+
+// module:offline_take(user) -> { stanza, ... } oldest first; the queue is then empty.
+int m_offline_take(lua_State* L) {
+  Instance* inst = self_inst(L);
+  sz_str user = to_sz(L, 2);
+  std::vector<std::string> all;
+  int r = inst->api->offline_take(
+      inst->host, user,
+      [](void* u, sz_str v) {
+        static_cast<std::vector<std::string>*>(u)->emplace_back(v.data, v.len);
+      },
+      &all);
+  if (r < 0) return luaL_error(L, "storage error taking for %s", lua_tostring(L, 2));
+  lua_createtable(L, static_cast<int>(all.size()), 0);
+  lua_Integer n = 0;
+  for (const auto& xml : all) {
+    sz_stanza* st = inst->api->stanza_parse(sz_str{xml.data(), xml.size()});
+    if (!st) continue;
+    new_root(L, st, true);
+    lua_rawseti(L, -2, ++n);
+  }
+  return 1;
+}
+
 void register_module(lua_State* L) {
   static const luaL_Reg methods[] = {
       {"hook", m_hook},
@@ -1221,6 +1430,15 @@ void register_module(lua_State* L) {
       {"add_timer", m_add_timer},
       {"stop_timer", m_stop_timer},
       {"fire", m_fire},
+      {"owner_shard", m_owner_shard},
+      {"shard", m_shard},
+      {"post", m_post},
+      {"sessions", m_sessions},
+      {"set_session", m_set_session},
+      {"user_exists", m_user_exists},
+      {"offline_push", m_offline_push},
+      {"offline_count", m_offline_count},
+      {"offline_take", m_offline_take},
       {nullptr, nullptr},
   };
   lua_createtable(L, 0, 1);  // the metatable of module tables
@@ -1231,6 +1449,7 @@ void register_module(lua_State* L) {
   static const luaL_Reg store_methods[] = {
       {"get", store_get},
       {"set", store_set},
+      {"keys", store_keys},
       {nullptr, nullptr},
   };
   luaL_newmetatable(L, kStoreMt);

@@ -75,6 +75,26 @@ void route_owned(xml::Element* raw, std::string_view fallback_from = {}) {
   g_router->route(xmpp::Routed{std::move(*el), std::move(*from), std::move(*to)});
 }
 
+// A listed session as the C ABI's opaque sz_session (account_sessions).
+struct SessionInfo {
+  std::string jid;
+  const xmpp::Router::SessionView* view;
+};
+const SessionInfo* info_of(const sz_session* s) { return reinterpret_cast<const SessionInfo*>(s); }
+
+// Runs a storage call for a plugin; a failure is logged and answered `failed`.
+template <class T, class F>
+T storage_call(sz_host* h, std::string_view what, T failed, F f) {
+  auto* storage = g_manager ? g_manager->storage() : nullptr;
+  if (!storage) return failed;
+  try {
+    return f(*storage);
+  } catch (const std::exception& e) {
+    spdlog::error("plugin={} {} failed error={}", h->plugin->spec.name, what, e.what());
+    return failed;
+  }
+}
+
 sz_host_api make_api() {
   sz_host_api a{};
   a.size = sizeof(sz_host_api);
@@ -175,7 +195,7 @@ sz_host_api make_api() {
   };
   a.kv_get = [](sz_host* h, sz_str user_jid, sz_str store, sz_str key, sz_str_fn fn,
                 void* user) -> int {
-    auto* kv = g_manager ? g_manager->key_value_store() : nullptr;
+    auto* kv = g_manager ? g_manager->storage() : nullptr;
     if (!kv) return -1;
     try {
       auto v = kv->get(view(user_jid), view(store), view(key));
@@ -188,7 +208,7 @@ sz_host_api make_api() {
     }
   };
   a.kv_set = [](sz_host* h, sz_str user_jid, sz_str store, sz_str key, sz_str value) -> int {
-    auto* kv = g_manager ? g_manager->key_value_store() : nullptr;
+    auto* kv = g_manager ? g_manager->storage() : nullptr;
     if (!kv) return -1;
     try {
       std::optional<std::string_view> v;
@@ -199,6 +219,88 @@ sz_host_api make_api() {
       spdlog::error("plugin={} key-value write failed error={}", h->plugin->spec.name, e.what());
       return -1;
     }
+  };
+  // ---- 1.2
+  a.owner_shard = [](sz_host*, sz_str jid) -> uint32_t {
+    auto j = xmpp::Jid::parse(view(jid));
+    return g_router->owner_index(j ? j->bare_str() : std::string(view(jid)));
+  };
+  a.post = [](sz_host* h, uint32_t shard, sz_task_fn fn, void* user) {
+    if (shard >= g_shards->size()) shard = h->shard;
+    // The instance is looked up when the task runs: the plugin may be unloaded by then.
+    boost::asio::post(g_shards->at(shard).context(),
+                      [shard, fn, user, name = h->plugin->spec.name, host = h->plugin->spec.host] {
+                        sz_host* here = nullptr;
+                        for (sz_host* other : (*g_instances)[shard]) {
+                          if (other->plugin->spec.name == name && other->plugin->spec.host == host)
+                            here = other;
+                        }
+                        fn(here, user);
+                      });
+  };
+  a.instance_state = [](sz_host* h) { return h->state; };
+  a.account_sessions = [](sz_host*, sz_str bare_jid, sz_session_fn fn, void* user) -> int {
+    auto j = xmpp::Jid::parse(view(bare_jid));
+    if (!j) return 0;
+    std::string bare = j->bare_str();
+    return g_router->sessions(bare, [&](const xmpp::Router::SessionView& v) {
+      SessionInfo info{bare + "/" + std::string(v.resource), &v};
+      fn(user, reinterpret_cast<const sz_session*>(&info));
+    });
+  };
+  a.session_jid = [](const sz_session* s) { return str(info_of(s)->jid); };
+  a.session_available = [](const sz_session* s) -> int { return info_of(s)->view->available; };
+  a.session_priority = [](const sz_session* s) -> int32_t { return info_of(s)->view->priority; };
+  a.session_presence = [](const sz_session* s) -> const sz_stanza* {
+    const xml::Element* p = info_of(s)->view->presence;
+    return p ? reinterpret_cast<const sz_stanza*>(p) : nullptr;
+  };
+  a.session_get = [](const sz_session* s, sz_str key) -> sz_str {
+    for (const auto& [k, v] : *info_of(s)->view->properties)
+      if (k == view(key)) return str(v);
+    return sz_str{nullptr, 0};
+  };
+  a.session_property_at = [](const sz_session* s, size_t i, sz_str* key, sz_str* value) -> int {
+    const auto& props = *info_of(s)->view->properties;
+    if (i >= props.size()) return 0;
+    *key = str(props[i].first);
+    *value = str(props[i].second);
+    return 1;
+  };
+  a.session_set = [](sz_host*, sz_str full_jid, sz_str key, sz_str value) {
+    auto j = xmpp::Jid::parse(view(full_jid));
+    if (!j || j->is_bare()) return;
+    std::optional<std::string> v;
+    if (value.data) v.emplace(view(value));
+    g_router->set_property(*j, std::string(view(key)), std::move(v));
+  };
+  a.user_exists = [](sz_host* h, sz_str bare_jid) -> int {
+    return storage_call(h, "account lookup", -1,
+                        [&](PluginStorage& s) { return s.exists(view(bare_jid)) ? 1 : 0; });
+  };
+  a.kv_keys = [](sz_host* h, sz_str user_jid, sz_str store, sz_str_fn fn, void* user) -> int {
+    return storage_call(h, "key listing", -1, [&](PluginStorage& s) {
+      auto keys = s.keys(view(user_jid), view(store));
+      for (const auto& k : keys) fn(user, str(k));
+      return static_cast<int>(keys.size());
+    });
+  };
+  a.offline_push = [](sz_host* h, sz_str user_jid, sz_str xml) -> int64_t {
+    return storage_call(h, "offline store", int64_t{-1}, [&](PluginStorage& s) {
+      return static_cast<int64_t>(s.offline_push(view(user_jid), view(xml)));
+    });
+  };
+  a.offline_count = [](sz_host* h, sz_str user_jid) -> int64_t {
+    return storage_call(h, "offline count", int64_t{-1}, [&](PluginStorage& s) {
+      return static_cast<int64_t>(s.offline_count(view(user_jid)));
+    });
+  };
+  a.offline_take = [](sz_host* h, sz_str user_jid, sz_str_fn fn, void* user) -> int {
+    return storage_call(h, "offline take", -1, [&](PluginStorage& s) {
+      auto all = s.offline_take(view(user_jid));
+      for (const auto& m : all) fn(user, str(m));
+      return static_cast<int>(all.size());
+    });
   };
   a.fire = [](sz_host* h, const char* event, sz_stanza* stanza) -> sz_verdict {
     Event ev;

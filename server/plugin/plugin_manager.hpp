@@ -25,15 +25,21 @@ namespace stanzad::plugin {
 
 struct LoadedPlugin;
 
-// Per-user key-value documents, as the storage layer offers them to plugins.
-struct KeyValueStore {
-  virtual ~KeyValueStore() = default;
+// What the storage layer offers plugins: per-user key-value documents, accounts, offline
+// queues. Every call blocks on the storage and throws on a failure.
+struct PluginStorage {
+  virtual ~PluginStorage() = default;
   // nullopt when absent; throws on a storage failure.
   virtual std::optional<std::string> get(std::string_view user_jid, std::string_view store,
                                          std::string_view key) = 0;
   // value nullopt deletes. Throws on a storage failure.
   virtual void set(std::string_view user_jid, std::string_view store, std::string_view key,
                    std::optional<std::string_view> value) = 0;
+  virtual std::vector<std::string> keys(std::string_view user_jid, std::string_view store) = 0;
+  virtual bool exists(std::string_view user_jid) = 0;
+  virtual std::size_t offline_push(std::string_view user_jid, std::string_view stanza) = 0;
+  virtual std::size_t offline_count(std::string_view user_jid) = 0;
+  virtual std::vector<std::string> offline_take(std::string_view user_jid) = 0;
 };
 
 // The pipeline: one hook registry per shard. fire() runs on the calling shard.
@@ -58,8 +64,8 @@ class PluginManager {
                 const config::Config& config);
   ~PluginManager();
 
-  void set_key_value_store(KeyValueStore* kv) { kv_ = kv; }
-  KeyValueStore* key_value_store() const { return kv_; }
+  void set_storage(PluginStorage* kv) { kv_ = kv; }
+  PluginStorage* storage() const { return kv_; }
 
   // Loads every plugin of the configuration, dependencies first. A plugin that cannot load
   // is refused with one line (returned, and logged) and the rest go on. Shards must be
@@ -91,7 +97,7 @@ class PluginManager {
   xmpp::Router& router_;
   std::filesystem::path source_;  // the config file, for error messages
   std::filesystem::path plugin_dir_, lua_dir_;
-  KeyValueStore* kv_ = nullptr;
+  PluginStorage* kv_ = nullptr;
   mutable std::mutex mutex_;  // guards plugins_ (control path only)
   std::vector<std::unique_ptr<LoadedPlugin>> plugins_;
   std::uint64_t next_instance_ = 0;

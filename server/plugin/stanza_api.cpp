@@ -105,6 +105,17 @@ void fill_stanza_api(sz_host_api& a) {
     ev->error_type = std::string(view(type));
     ev->error_text = std::string(view(text));
   };
+  a.event_set_error_payload = [](sz_event* e, sz_stanza* payload) {
+    std::unique_ptr<xml::Element> el(from_c(payload));
+    from_c(e)->error_payload.push_back(std::move(*el));
+  };
+  a.event_session_write = [](sz_event* e, sz_stanza* stanza) -> int {
+    std::unique_ptr<xml::Element> el(from_c(stanza));
+    Event* ev = from_c(e);
+    if (!ev->sink) return -1;
+    ev->sink->write_now(std::move(*el));
+    return 0;
+  };
 }
 
 }  // namespace stanzad::plugin

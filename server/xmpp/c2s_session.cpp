@@ -100,6 +100,7 @@ void C2SSession::fire_session_event(std::string_view name, const Jid* jid) {
   ev.session = jid;
   ev.from = jid;
   ev.host = host_;
+  ev.sink = this;
   server_.pipeline().fire(ev);
 }
 
@@ -946,15 +947,21 @@ void C2SSession::deliver(xml::Element stanza) {
   ev.stanza = &stanza;
   ev.session = &*jid_;
   ev.host = host_;
+  ev.sink = this;
   // Last chance to rewrite or drop (handled): the stanza is serialized once, below.
   if (server_.pipeline().fire(ev) != SZ_PASS) return;
   send(stanza);
 }
 
 void C2SSession::reply_error(const xml::Element& stanza, std::string_view condition,
-                             std::string_view text) {
+                             std::string_view text, std::string_view type,
+                             const std::vector<xml::Element>& payload) {
   if (!may_bounce(stanza)) return;
   xml::Element reply = make_error_reply(stanza, condition, text);
+  if (xml::Element* error = reply.child("error", ns::client)) {
+    if (!type.empty()) error->set_attr("type", std::string(type));
+    for (const auto& el : payload) error->add_child(el);
+  }
   reply.set_attr("to", jid_->str());
   reply.remove_attr("from");
   if (stanza.has_attr("to")) reply.set_attr("from", std::string(stanza.attr("to")));
@@ -975,6 +982,7 @@ void C2SSession::handle_bound(xml::Element&& stanza) {
     ev.from = &*jid_;
     ev.session = &*jid_;
     ev.host = host_;
+    ev.sink = this;
     if (server_.pipeline().fire(ev) == SZ_HANDLED) return;
     close_with_stream_error("unsupported-stanza-type", "not a stanza");
     return;
@@ -1033,10 +1041,11 @@ void C2SSession::handle_bound(xml::Element&& stanza) {
     ev.to = to.empty() ? nullptr : &to;
     ev.session = &*jid_;
     ev.host = host_;
+    ev.sink = this;
     sz_verdict v = server_.pipeline().fire(ev);
     if (v == SZ_HANDLED) return;
     if (v == SZ_ERROR) {
-      reply_error(stanza, ev.error_condition, ev.error_text);
+      reply_error(stanza, ev.error_condition, ev.error_text, ev.error_type, ev.error_payload);
       return;
     }
   }

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "net/shard.hpp"
+#include "plugin/event.hpp"
 #include "xml/stream_parser.hpp"
 #include "xmpp/jid.hpp"
 #include "xmpp/router.hpp"
@@ -25,7 +26,8 @@ namespace stanzad::xmpp {
 class Server;
 
 class C2SSession : public std::enable_shared_from_this<C2SSession>,
-                   private xml::StreamParser::Handler {
+                   private xml::StreamParser::Handler,
+                   private plugin::SessionSink {
  public:
   C2SSession(Server& server, net::Shard& shard, boost::asio::ip::tcp::socket socket,
              bool direct_tls);
@@ -117,7 +119,9 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void move_to(SessionHandle to, std::function<void(std::optional<Transfer>)> done);
   void resumed(Transfer t, const std::string& h);
   void reply_error(const xml::Element& stanza, std::string_view condition,
-                   std::string_view text = {});
+                   std::string_view text = {}, std::string_view type = {},
+                   const std::vector<xml::Element>& payload = {});
+  void write_now(xml::Element stanza) override { send(stanza); }
   void send_stream_header();
   void fire_session_event(std::string_view name, const Jid* jid);
   void send_features();

@@ -55,12 +55,14 @@ void Router::route(Routed r) {
 }
 
 void Router::bounce(const Routed& r, std::string_view condition, std::string_view text,
-                    std::string_view type) {
+                    std::string_view type, const std::vector<xml::Element>& payload) {
   if (!may_bounce(r.stanza) || r.from.empty()) return;
   Routed reply{make_error_reply(r.stanza, condition, text), r.to, r.from};
-  if (!type.empty()) {
-    if (xml::Element* error = reply.stanza.child("error", ns::client))
-      error->set_attr("type", std::string(type));
+  if (!type.empty() || !payload.empty()) {
+    if (xml::Element* error = reply.stanza.child("error", ns::client)) {
+      if (!type.empty()) error->set_attr("type", std::string(type));
+      for (const auto& el : payload) error->add_child(el);
+    }
   }
   // An error from the server about an address keeps that address as its `from`.
   route(std::move(reply));
@@ -95,7 +97,7 @@ bool Router::fire(Routed& r, std::string_view kind) {
     v = hooks.fire(ev);
   }
   if (v == SZ_PASS) return false;
-  if (v == SZ_ERROR) bounce(r, ev.error_condition, ev.error_text, ev.error_type);
+  if (v == SZ_ERROR) bounce(r, ev.error_condition, ev.error_text, ev.error_type, ev.error_payload);
   return true;
 }
 
@@ -204,7 +206,7 @@ void Router::deliver_to_bare(Routed r, Account* account) {
         sz_verdict v = pipeline_->fire(ev);
         if (v == SZ_HANDLED) return;
         if (v == SZ_ERROR) {
-          bounce(r, ev.error_condition, ev.error_text, ev.error_type);
+          bounce(r, ev.error_condition, ev.error_text, ev.error_type, ev.error_payload);
           return;
         }
       }
@@ -239,7 +241,7 @@ void Router::bind(const Jid& full, SessionHandle handle, std::function<void(bool
         handle.shard->run([done = std::move(done)] { done(false); });
         return;
       }
-      account.resources.push_back(Resource{full.resource(), handle, false, 0, std::nullopt});
+      account.resources.push_back(Resource{full.resource(), handle, false, 0, std::nullopt, {}});
     }
     handle.shard->run([done = std::move(done)] { done(true); });
   });
@@ -289,20 +291,33 @@ void Router::unbind(const Jid& full, std::uint64_t session_id) {
                             [&](const Resource& r) { return r.handle.id == session_id; });
     if (res == account.resources.end()) return;  // already replaced
     bool was_available = res->available;
-    account.resources.erase(res);
     if (was_available) {
-      // RFC 6121 §4.5.2: the account's other resources learn this one is gone.
+      // The session ended without unavailable presence: plugins (presence to contacts) learn
+      // it while the resource is still listed, unavailable, with its properties.
+      res->available = false;
+      res->priority = 0;
+      res->presence.reset();
       xml::Element unavailable("presence", std::string(ns::client));
       unavailable.set_attr("type", "unavailable");
       unavailable.set_attr("from", full.str());
+      Routed r{std::move(unavailable), full, full.bare()};
+      // RFC 6121 §4.5.2: the account's other resources learn this one is gone.
       for (auto& other : account.resources) {
         if (!other.available) continue;
-        xml::Element copy = unavailable;
+        xml::Element copy = r.stanza;
         copy.set_attr("to", full.bare_str() + "/" + other.resource);
         deliver_to(other.handle, std::move(copy));
       }
+      fire_account_presence(r, false);
     }
-    if (account.resources.empty()) owned.accounts.erase(it);
+    // Handlers ran: look the account and the resource up again.
+    it = owned.accounts.find(full.bare_str());
+    if (it == owned.accounts.end()) return;
+    auto& resources = it->second.resources;
+    res = std::find_if(resources.begin(), resources.end(),
+                       [&](const Resource& r) { return r.handle.id == session_id; });
+    if (res != resources.end()) resources.erase(res);
+    if (resources.empty()) owned.accounts.erase(it);
   });
 }
 
@@ -317,7 +332,8 @@ void Router::broadcast_own_presence(Routed r, std::uint64_t session_id) {
     if (!self || self->handle.id != session_id) return;
 
     const bool available = r.stanza.attr("type").empty();
-    const bool initial = available && !self->available;
+    const bool was_available = self->available;
+    const bool initial = available && !was_available;
     int priority = 0;
     if (available) {
       std::string p = r.stanza.child_text("priority", ns::client);
@@ -352,6 +368,58 @@ void Router::broadcast_own_presence(Routed r, std::uint64_t session_id) {
         copy.set_attr("to", r.from.str());
         deliver_to(self->handle, std::move(copy));
       }
+    }
+    if (available || was_available) fire_account_presence(r, initial);
+  });
+}
+
+void Router::fire_account_presence(Routed& r, bool initial) {
+  if (!pipeline_) return;
+  plugin::Event ev;
+  ev.stanza = &r.stanza;
+  ev.from = &r.from;
+  ev.session = &r.from;
+  ev.host = r.from.domain();
+  ev.name = "account/presence";
+  pipeline_->fire(ev);
+  if (initial) {
+    ev.name = "account/available";
+    pipeline_->fire(ev);
+  }
+}
+
+int Router::sessions(std::string_view bare, const std::function<void(const SessionView&)>& fn) {
+  if (!shards_.owner_of(bare).is_current()) return -1;
+  auto& accounts = here().accounts;
+  auto it = accounts.find(std::string(bare));
+  if (it == accounts.end()) return 0;
+  // A copy of the views: fn may send, and sending never edits the account inline (posted).
+  int n = 0;
+  for (const auto& res : it->second.resources) {
+    fn(SessionView{res.resource, res.available, res.priority,
+                   res.presence ? &*res.presence : nullptr, &res.properties});
+    ++n;
+  }
+  return n;
+}
+
+void Router::set_property(const Jid& full, std::string key, std::optional<std::string> value) {
+  net::Shard& owner = shards_.owner_of(full.bare_str());
+  owner.run([this, full, key = std::move(key), value = std::move(value)]() mutable {
+    auto& accounts = here().accounts;
+    auto it = accounts.find(full.bare_str());
+    if (it == accounts.end()) return;
+    Resource* res = it->second.find(full.resource());
+    if (!res) return;
+    auto& props = res->properties;
+    auto p =
+        std::find_if(props.begin(), props.end(), [&](const auto& kv) { return kv.first == key; });
+    if (!value) {
+      if (p != props.end()) props.erase(p);
+    } else if (p != props.end()) {
+      p->second = std::move(*value);
+    } else {
+      props.emplace_back(std::move(key), std::move(*value));
     }
   });
 }

@@ -44,8 +44,9 @@ class Router {
   void route(Routed r);
 
   // Returns an error to the sender of `r` (nothing if §8.3.1 forbids it).
+  // `payload`: application-specific elements after the condition (RFC 6120 §8.3.2).
   void bounce(const Routed& r, std::string_view condition, std::string_view text = {},
-              std::string_view type = {});
+              std::string_view type = {}, const std::vector<xml::Element>& payload = {});
 
   // Binds a full JID (RFC 6120 §7). On the owner shard; an older session with the same
   // full JID gets a `conflict` stream error. `done(bound)` runs on the session's shard;
@@ -69,6 +70,24 @@ class Router {
   // Delivers to a session on its shard; dropped if the session is gone.
   static void deliver_to(const SessionHandle& h, xml::Element stanza);
 
+  // Plugins' per-session properties (sz_host_api::session_set), small and few.
+  using Properties = std::vector<std::pair<std::string, std::string>>;
+  struct SessionView {
+    std::string_view resource;
+    bool available;
+    int priority;
+    const xml::Element* presence;  // last available presence, or null
+    const Properties* properties;
+  };
+  // The shard index owning an entity (its bare JID).
+  unsigned owner_index(std::string_view bare) { return shards_.owner_of(bare).index(); }
+  // Calls fn for each bound resource of a local account, in binding order. Only on the
+  // account's owner shard: returns -1 elsewhere, otherwise the count.
+  int sessions(std::string_view bare, const std::function<void(const SessionView&)>& fn);
+  // Sets (value) or clears (nullopt) a property of a bound resource; on the owner shard (at
+  // once when called there, posted otherwise). Nothing if the resource is not bound.
+  void set_property(const Jid& full, std::string key, std::optional<std::string> value);
+
  private:
   struct Resource {
     std::string resource;
@@ -76,6 +95,7 @@ class Router {
     bool available = false;
     int priority = 0;
     std::optional<xml::Element> presence;  // last broadcast presence, for new resources
+    Properties properties;
   };
   struct Account {
     std::vector<Resource> resources;
@@ -92,6 +112,8 @@ class Router {
   void deliver_local(Routed r);
   void deliver_to_bare(Routed r, Account* account);
   void route_to_host(Routed r);
+  // account/presence (and account/available when `initial`) for plugins, on the owner shard.
+  void fire_account_presence(Routed& r, bool initial);
 
   net::ShardSet& shards_;
   std::vector<std::string> hosts_;

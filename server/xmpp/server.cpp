@@ -36,7 +36,7 @@ net::CertificatePaths certificate_paths(const config::Config& c) {
 }
 
 // Plugins' per-user documents (the C ABI's kv_get/kv_set) in the storage's document store.
-class StorageKeyValue : public plugin::KeyValueStore {
+class StorageKeyValue : public plugin::PluginStorage {
  public:
   explicit StorageKeyValue(storage::Storage& storage) : storage_(storage) {}
 
@@ -53,6 +53,33 @@ class StorageKeyValue : public plugin::KeyValueStore {
     } else {
       storage_.erase(jid.domain(), jid.node(), store, key);
     }
+  }
+  std::vector<std::string> keys(std::string_view user_jid, std::string_view store) override {
+    auto jid = account(user_jid);
+    std::vector<std::string> out;
+    for (auto& [key, value] : storage_.items(jid.domain(), jid.node(), store))
+      out.push_back(std::move(key));
+    return out;
+  }
+  bool exists(std::string_view user_jid) override {
+    auto jid = account(user_jid);
+    return storage_.exists(jid.domain(), jid.node());
+  }
+  std::size_t offline_push(std::string_view user_jid, std::string_view stanza) override {
+    auto jid = account(user_jid);
+    storage_.offline_push(jid.domain(), jid.node(), stanza);
+    return storage_.offline_count(jid.domain(), jid.node());
+  }
+  std::size_t offline_count(std::string_view user_jid) override {
+    auto jid = account(user_jid);
+    return storage_.offline_count(jid.domain(), jid.node());
+  }
+  std::vector<std::string> offline_take(std::string_view user_jid) override {
+    auto jid = account(user_jid);
+    std::vector<std::string> out;
+    for (auto& m : storage_.offline_pop_all(jid.domain(), jid.node()))
+      out.push_back(std::move(m.stanza));
+    return out;
   }
 
  private:
@@ -78,7 +105,7 @@ Server::Server(config::Config config)
   router_.set_pipeline(&pipeline_);
   plugins_ = std::make_unique<plugin::PluginManager>(shards_, pipeline_, router_, config_);
   kv_ = std::make_unique<StorageKeyValue>(*accounts_);
-  plugins_->set_key_value_store(kv_.get());
+  plugins_->set_storage(kv_.get());
   spdlog::info("storage open {} schema={}", accounts_->describe(), accounts_->schema_version());
 }
 

@@ -97,7 +97,7 @@ class Server {
   plugin::Pipeline pipeline_;
   std::unique_ptr<plugin::PluginManager> plugins_;
   std::unique_ptr<storage::Storage> accounts_;
-  std::unique_ptr<plugin::KeyValueStore> kv_;
+  std::unique_ptr<plugin::PluginStorage> kv_;
   net::WorkerPool workers_;
   std::shared_ptr<boost::asio::ssl::context> tls_;
   std::vector<std::unique_ptr<Listener>> listeners_;

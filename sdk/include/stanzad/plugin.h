@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define SZ_ABI_MAJOR 1
-#define SZ_ABI_MINOR 1
+#define SZ_ABI_MINOR 2
 
 /** True if `ptr` (a struct with a leading uint32_t size) has `member`. */
 #define SZ_HAS(ptr, member) \
@@ -38,9 +38,11 @@ typedef struct {
   size_t len;
 } sz_str;
 
-typedef struct sz_host sz_host;     /**< server-owned; one per plugin instance (per shard); lives until unload */
-typedef struct sz_event sz_event;   /**< server-owned; valid only during the handler call */
-typedef struct sz_stanza sz_stanza; /**< an XML element; owned by whoever holds it (see each call) */
+typedef struct sz_host
+    sz_host; /**< server-owned; one per plugin instance (per shard); lives until unload */
+typedef struct sz_event sz_event; /**< server-owned; valid only during the handler call */
+typedef struct sz_stanza
+    sz_stanza; /**< an XML element; owned by whoever holds it (see each call) */
 
 /** What a handler decided. */
 typedef enum {
@@ -59,10 +61,17 @@ typedef enum {
 /** Log levels. */
 typedef enum { SZ_LOG_DEBUG = 0, SZ_LOG_INFO = 1, SZ_LOG_WARN = 2, SZ_LOG_ERROR = 3 } sz_log_level;
 
+typedef struct sz_session sz_session; /**< one bound resource; borrowed during a callback (1.2) */
+
 typedef sz_verdict (*sz_handler)(sz_event *ev, void *user);
 typedef void (*sz_timer_fn)(void *user);
 /** Receives one string (e.g. a feature, or a key-value document); `user` as given. */
 typedef void (*sz_str_fn)(void *user, sz_str value);
+/** Receives one bound resource of an account (1.2). */
+typedef void (*sz_session_fn)(void *user, const sz_session *session);
+/** A task posted to a shard (1.2): `here` is this plugin's instance on that shard, or NULL if
+ * the plugin was unloaded meanwhile (the task must still free what `user` owns). */
+typedef void (*sz_task_fn)(sz_host *here, void *user);
 
 /** The server's functions, given to load(). Lives until unload. */
 typedef struct {
@@ -161,6 +170,56 @@ typedef struct {
    * SZ_STAGE_POST_AUTH (beside resource binding). Its elements from the client arrive as the
    * `stream/element` event. */
   void (*add_stream_feature)(sz_host *, sz_str xml, int stage);
+
+  /* ---- added in 1.2 (check SZ_HAS) -------------------------------------------------- */
+  /** The shard that owns an entity: a local account's bare JID (or any JID: its bare part). Its
+   * `/bare`, `/full` and `account/...` events run there. */
+  uint32_t (*owner_shard)(sz_host *, sz_str jid);
+  /** Runs fn(instance, user) on `shard` with this plugin's instance there, after what is already
+   * queued on it. Tasks posted by one shard to another run in the order posted. */
+  void (*post)(sz_host *, uint32_t shard, sz_task_fn fn, void *user);
+  /** What this instance's load() returned (NULL while load runs): for posted tasks. */
+  void *(*instance_state)(sz_host *);
+  /** Lists the bound resources of a local account, in binding order; only on the account's
+   * owner shard. @return how many were listed, or -1 when called on another shard. */
+  int (*account_sessions)(sz_host *, sz_str bare_jid, sz_session_fn fn, void *user);
+  /** A listed session's full JID. */
+  sz_str (*session_jid)(const sz_session *);
+  /** 1 once the resource sent available presence (and not unavailable since); 0 otherwise. */
+  int (*session_available)(const sz_session *);
+  int32_t (*session_priority)(const sz_session *);
+  /** The last available presence the resource broadcast, or NULL; borrowed. */
+  const sz_stanza *(*session_presence)(const sz_session *);
+  /** A property a plugin set on the session (session_set); {NULL, 0} when unset. */
+  sz_str (*session_get)(const sz_session *, sz_str key);
+  /** Sets (value.data != NULL) or clears a property of a bound session (full JID), callable on
+   * any shard: it is applied on the account's owner shard, at once when called there. Properties
+   * end with the session (resumption keeps them). Keys are shared: start them with your
+   * plugin's name. */
+  void (*session_set)(sz_host *, sz_str full_jid, sz_str key, sz_str value);
+  /** The i-th property of a listed session (0-based): 1 with *key and *value set, 0 past the
+   * end. */
+  int (*session_property_at)(const sz_session *, size_t index, sz_str *key, sz_str *value);
+  /** Whether a local account exists (a storage read): 1, 0, or -1 on error. */
+  int (*user_exists)(sz_host *, sz_str bare_jid);
+  /** Calls fn(user, key) for every key of `store` of a user, in key order. @return the count,
+   * or -1 on error. */
+  int (*kv_keys)(sz_host *, sz_str user_jid, sz_str store, sz_str_fn fn, void *user);
+  /** Offline queue (XEP-0160) of a local account: appends one stanza (XML text), committed
+   * before the call returns. @return the queue's length after it, or -1 on error. */
+  int64_t (*offline_push)(sz_host *, sz_str user_jid, sz_str stanza_xml);
+  /** The offline queue's length, or -1 on error. */
+  int64_t (*offline_count)(sz_host *, sz_str user_jid);
+  /** Takes the whole offline queue, oldest first: fn(user, xml) for each, then it is empty.
+   * @return the count, or -1 on error (then the queue is untouched). */
+  int (*offline_take)(sz_host *, sz_str user_jid, sz_str_fn fn, void *user);
+  /** Adds an element (taken) to the <error/> an SZ_ERROR verdict bounces, after the condition
+   * (e.g. <blocked xmlns='urn:xmpp:blocking:errors'/>). */
+  void (*event_set_error_payload)(sz_event *, sz_stanza *payload);
+  /** On `stanza/out` and session events on the session's shard: writes `stanza` (taken) to that
+   * session's stream at once, before the stanza being processed, without passing `stanza/out`
+   * again. @return 0, or -1 when the event has no session (the stanza is freed). */
+  int (*event_session_write)(sz_event *, sz_stanza *stanza);
 } sz_host_api;
 
 #define SZ_STAGE_PRE_AUTH 0
@@ -171,7 +230,7 @@ typedef enum { SZ_OPT_STRING = 0, SZ_OPT_INTEGER = 1, SZ_OPT_BOOLEAN = 2 } sz_op
 
 /** A configuration option the plugin accepts (name starts with the plugin's name). */
 typedef struct {
-  const char *name;          /**< NUL-terminated, e.g. "ping_interval" */
+  const char *name; /**< NUL-terminated, e.g. "ping_interval" */
   sz_option_type type;
   const char *default_value; /**< NUL-terminated text form */
   int64_t min, max;          /**< bounds for integers (ignored otherwise) */
@@ -189,7 +248,8 @@ typedef struct {
   void (*unload)(void *state);
   const sz_option *options; /**< may be NULL */
   size_t option_count;
-  const char *const *dependencies; /**< names of plugins that must be loaded first; NULL-terminated list or NULL */
+  const char *const *
+      dependencies; /**< names of plugins that must be loaded first; NULL-terminated list or NULL */
 } sz_plugin;
 
 /** The one exported symbol of a plugin. */

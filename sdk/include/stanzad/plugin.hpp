@@ -188,10 +188,39 @@ class Event {
     detail::api->event_set_error(e_, detail::str(condition), detail::str(type), detail::str(text));
     return Verdict::error;
   }
+  /// The same, with an application-specific element inside <error/> (RFC 6120 §8.3.2), e.g.
+  /// <blocked xmlns='urn:xmpp:blocking:errors'/>. Needs a 1.2 server (else without it).
+  Verdict error(Stanza&& payload, std::string_view condition, std::string_view text = {},
+                std::string_view type = {});
+  /// On stanza/out and session events: writes `stanza` to the session now, before the stanza
+  /// being processed, skipping stanza/out. False when the event has no session (1.2).
+  bool write(Stanza&& stanza);
   sz_event* get() const { return e_; }
 
  private:
   sz_event* e_;
+};
+
+/// One bound resource of an account, as Module::sessions lists it (valid during the call).
+class Session {
+ public:
+  explicit Session(const sz_session* s) : s_(s) {}
+  std::string_view jid() const { return detail::view(detail::api->session_jid(s_)); }
+  bool available() const { return detail::api->session_available(s_) != 0; }
+  int priority() const { return detail::api->session_priority(s_); }
+  /// The last available presence it broadcast (borrowed; copy it to keep it), or empty.
+  StanzaRef presence() const {
+    return StanzaRef(const_cast<sz_stanza*>(detail::api->session_presence(s_)));
+  }
+  /// A property set with Module::set_session, or nullopt.
+  std::optional<std::string_view> property(std::string_view key) const {
+    sz_str v = detail::api->session_get(s_, detail::str(key));
+    if (!v.data) return std::nullopt;
+    return detail::view(v);
+  }
+
+ private:
+  const sz_session* s_;
 };
 
 /// Logging with key=value pairs: log.debug("pong", "to", jid, "count", n).
@@ -318,6 +347,69 @@ class Module {
   Verdict fire(const std::string& event, StanzaRef stanza = {}) {
     return static_cast<Verdict>(detail::api->fire(h_, event.c_str(), stanza.get()));
   }
+  // ---- ABI 1.2: shards, sessions, accounts, offline queues (check has_sessions()) ----------
+  bool has_sessions() const { return SZ_HAS(detail::api, instance_state); }
+  /// The shard owning an entity (a local account's JID): its /bare, /full, account/ events
+  /// run there.
+  std::uint32_t owner_shard(std::string_view jid) const {
+    return detail::api->owner_shard(h_, detail::str(jid));
+  }
+  /// Runs fn with this plugin's object (T, as declared with STANZAD_PLUGIN) on `shard`, after
+  /// what is queued there. Not run if the plugin was unloaded meanwhile.
+  template <class T>
+  void post(std::uint32_t shard, std::function<void(T&)> fn);
+  /// Calls fn for each bound resource of a local account. Only on the account's owner shard:
+  /// returns -1 elsewhere, else the count.
+  int sessions(std::string_view bare_jid, const std::function<void(const Session&)>& fn) {
+    auto call = [](void* user, const sz_session* s) {
+      (*static_cast<const std::function<void(const Session&)>*>(user))(Session(s));
+    };
+    return detail::api->account_sessions(h_, detail::str(bare_jid), call,
+                                         const_cast<std::function<void(const Session&)>*>(&fn));
+  }
+  /// Sets (or, with nullopt, clears) a property of a bound session, from any shard.
+  void set_session(std::string_view full_jid, std::string_view key,
+                   std::optional<std::string_view> value) {
+    detail::api->session_set(h_, detail::str(full_jid), detail::str(key),
+                             value ? detail::str(*value) : sz_str{nullptr, 0});
+  }
+  /// Whether a local account exists; throws std::runtime_error on a storage error.
+  bool user_exists(std::string_view bare_jid) {
+    int r = detail::api->user_exists(h_, detail::str(bare_jid));
+    if (r < 0) throw std::runtime_error("storage error");
+    return r == 1;
+  }
+  /// The keys of a user's store, in order.
+  std::vector<std::string> kv_keys(std::string_view user, std::string_view store) {
+    std::vector<std::string> out;
+    auto add = [](void* u, sz_str v) {
+      static_cast<std::vector<std::string>*>(u)->emplace_back(v.data ? v.data : "", v.len);
+    };
+    if (detail::api->kv_keys(h_, detail::str(user), detail::str(store), add, &out) < 0)
+      throw std::runtime_error("storage error");
+    return out;
+  }
+  /// Appends to a user's offline queue (committed on return); returns its new length.
+  std::int64_t offline_push(std::string_view user, std::string_view xml) {
+    std::int64_t n = detail::api->offline_push(h_, detail::str(user), detail::str(xml));
+    if (n < 0) throw std::runtime_error("storage error");
+    return n;
+  }
+  std::int64_t offline_count(std::string_view user) {
+    std::int64_t n = detail::api->offline_count(h_, detail::str(user));
+    if (n < 0) throw std::runtime_error("storage error");
+    return n;
+  }
+  /// Takes the whole offline queue, oldest first (as XML).
+  std::vector<std::string> offline_take(std::string_view user) {
+    std::vector<std::string> out;
+    auto add = [](void* u, sz_str v) {
+      static_cast<std::vector<std::string>*>(u)->emplace_back(v.data ? v.data : "", v.len);
+    };
+    if (detail::api->offline_take(h_, detail::str(user), add, &out) < 0)
+      throw std::runtime_error("storage error");
+    return out;
+  }
   sz_host* get() const { return h_; }
 
  private:
@@ -365,6 +457,17 @@ class Module {
   std::vector<std::uint64_t> timers_;
 };
 
+inline Verdict Event::error(Stanza&& payload, std::string_view condition, std::string_view text,
+                            std::string_view type) {
+  if (SZ_HAS(detail::api, event_set_error_payload))
+    detail::api->event_set_error_payload(e_, payload.release());
+  return error(condition, text, type);
+}
+
+inline bool Event::write(Stanza&& stanza) {
+  return detail::api->event_session_write(e_, stanza.release()) == 0;
+}
+
 namespace detail {
 template <class T>
 struct Instance {
@@ -390,6 +493,34 @@ void* load(sz_host* h, const sz_host_api* a) {
   return nullptr;
 }
 
+template <class T>
+struct Posted {
+  std::function<void(T&)> fn;
+};
+}  // namespace detail
+
+template <class T>
+void Module::post(std::uint32_t shard, std::function<void(T&)> fn) {
+  auto* box = new detail::Posted<T>{std::move(fn)};
+  detail::api->post(
+      h_, shard,
+      [](sz_host* here, void* user) {
+        std::unique_ptr<detail::Posted<T>> p(static_cast<detail::Posted<T>*>(user));
+        if (!here) return;
+        auto* inst = static_cast<detail::Instance<T>*>(detail::api->instance_state(here));
+        if (!inst || !inst->plugin) return;
+        try {
+          p->fn(*inst->plugin);
+        } catch (const std::exception& ex) {
+          std::string msg = std::string("posted task threw what=") + ex.what();
+          detail::api->log(here, SZ_LOG_ERROR, msg.data(), msg.size());
+        } catch (...) {
+        }
+      },
+      box);
+}
+
+namespace detail {
 template <class T>
 void unload(void* state) {
   auto* inst = static_cast<Instance<T>*>(state);
