@@ -14,17 +14,20 @@ function error_mt:__tostring()
 	return ("%s/%s"):format(self.type or "cancel", self.condition);
 end
 
--- new(type, condition, text) or new{ type = , condition = , text = }.
+-- new(type, condition, text, payload) or new{ type = , condition = , text = , payload = }.
 -- type: "cancel", "modify", "auth", "wait" or "continue" (nil: the condition's usual one).
-function errors.new(type, condition, text)
+-- payload: an application-specific stanza (or a list of them) that goes inside <error/> after
+-- the condition, e.g. stanza.stanza("blocked", { xmlns = "urn:xmpp:blocking:errors" }).
+function errors.new(type, condition, text, payload)
 	if _G.type(type) == "table" then
 		return setmetatable({ type = type.type, condition = type.condition or "undefined-condition",
-			text = type.text }, error_mt);
+			text = type.text, payload = type.payload }, error_mt);
 	end
 	if _G.type(condition) ~= "string" then
-		error("errors.new(type, condition, text): condition must be a string", 2);
+		error("errors.new(type, condition, text, payload): condition must be a string", 2);
 	end
-	return setmetatable({ type = type, condition = condition, text = text }, error_mt);
+	return setmetatable({ type = type, condition = condition, text = text, payload = payload },
+		error_mt);
 end
 
 function errors.is_error(e)

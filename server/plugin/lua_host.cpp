@@ -1261,13 +1261,6 @@ int m_owner_shard(lua_State* L) {  // module:owner_shard(jid) -> 0-based shard i
   return 1;
 }
 
-int m_shard(lua_State* L) {  // module:shard() -> this shard's index, shard count
-  Instance* inst = self_inst(L);
-  lua_pushinteger(L, inst->api->shard_index(inst->host));
-  lua_pushinteger(L, inst->api->shard_count(inst->host));
-  return 2;
-}
-
 // module:post(shard, event, stanza|nil): fires this plugin's own event `event` (named like
 // module:fire's) on another shard, with a copy of the stanza. Lua states are per shard, so
 // functions cannot travel; an event and a stanza can.
@@ -1431,7 +1424,6 @@ void register_module(lua_State* L) {
       {"stop_timer", m_stop_timer},
       {"fire", m_fire},
       {"owner_shard", m_owner_shard},
-      {"shard", m_shard},
       {"post", m_post},
       {"sessions", m_sessions},
       {"set_session", m_set_session},
@@ -1589,6 +1581,8 @@ void* load(sz_host* host, const sz_host_api* api, const std::string& name, const
   lua_setfield(L, -2, "host");
   lua_pushinteger(L, api->shard_index(host));
   lua_setfield(L, -2, "shard");
+  lua_pushinteger(L, api->shard_count(host));
+  lua_setfield(L, -2, "shards");
   lua_createtable(L, 0, 4);
   lua_pushinteger(L, SZ_PRIORITY_GUARD);
   lua_setfield(L, -2, "guard");

@@ -138,6 +138,18 @@ class Examples(PluginTestCase):
             romeo.send("<message to='localhost'><body>stats</body></message>")
             self.assertRegex(romeo.read_until("</message>"), r"greeted \d+ on shard \d")
 
+            # ABI 1.2: the sessions of the sender, listed on the shard owning the account, each
+            # with the property the greeting set; only the second resource sent presence.
+            second = self.login(server, "romeo", "second")
+            self.assertIn("Hello after reload", second.read_until("</message>"))
+            second.send("<presence/>")
+            second.read_match(r"<presence[^>]*>")
+            romeo.buf = b""
+            romeo.send("<message to='localhost'><body>sessions</body></message>")
+            text = romeo.read_until("</message>")
+            self.assertIn("romeo@localhost/first unavailable greeted", text)
+            self.assertIn("romeo@localhost/second available greeted", text)
+
     def test_lua_example_answers_and_counts(self):
         path = os.path.join(ROOT, "sdk", "examples", "lua", "mod_hello.lua")
         config = BUILTINS + f"<plugin name='hello' file='{path}'/>"
@@ -149,6 +161,15 @@ class Examples(PluginTestCase):
                 text = romeo.read_until("</message>")
                 # Counted in the key-value store (storage), per user.
                 self.assertIn(f"hello, romeo@localhost ({n} times)", text)
+            # module:post to the owner shard, module:sessions there.
+            other = self.login(server, "romeo", "other")
+            other.send("<presence/>")
+            other.read_match(r"<presence[^>]*>")
+            romeo.buf = b""
+            romeo.send("<message to='localhost'><body>where</body></message>")
+            text = romeo.read_until("</message>")
+            self.assertIn("romeo@localhost/hello unavailable", text)
+            self.assertIn("romeo@localhost/other available", text)
 
 
 class Management(PluginTestCase):

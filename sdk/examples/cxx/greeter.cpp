@@ -1,9 +1,11 @@
 // sdk/examples/cxx/greeter.cpp: a worked example of a C++ plugin (docs/plugins.md).
 //
 // Greets every user whose session comes online with a message from the server, and answers
-// a message sent to the server whose body is "stats" with how many it greeted on this shard.
+// a message sent to the server whose body is "stats" with how many it greeted on this shard,
+// and "sessions" with the sender's bound resources.
 // Shows: options with validation, a life-cycle hook, a stanza hook, building and sending
-// stanzas, replying, logging, and per-shard state without locks.
+// stanzas, replying, logging, per-shard state without locks, and (ABI 1.2) moving work to the
+// shard that owns an account to list its sessions, with a property set on each greeted one.
 #include <stanzad/plugin.hpp>
 #include <string>
 
@@ -40,6 +42,7 @@ class Greeter {
       msg.text_tag("body", text_);
       m_.send(std::move(msg));
       ++greeted_;
+      if (m_.has_sessions()) m_.set_session(to, "greeter:greeted", "yes");
     };
     if (delay_ms_ > 0) {
       m_.after(static_cast<std::uint64_t>(delay_ms_), send);
@@ -50,12 +53,33 @@ class Greeter {
   }
 
   sz::Verdict stats(sz::Event& ev) {
+    if (ev.stanza().child_text("body") == "sessions") return sessions(ev);
     if (ev.stanza().child_text("body") != "stats") return sz::Verdict::pass;
     sz::Stanza reply("message");
     reply.set_attr("type", "chat");
     reply.text_tag(
         "body", "greeted " + std::to_string(greeted_) + " on shard " + std::to_string(m_.shard()));
     ev.reply(std::move(reply));
+    return sz::Verdict::handled;
+  }
+
+  // message/host runs on the shard that received the message; the sender's sessions are
+  // known on the shard owning the account: the answer is built there.
+  sz::Verdict sessions(sz::Event& ev) {
+    if (!m_.has_sessions()) return sz::Verdict::pass;
+    std::string from(ev.from()), host(ev.to());
+    std::string bare = from.substr(0, from.find('/'));
+    m_.post<Greeter>(m_.owner_shard(bare), [from, host, bare](Greeter& g) {
+      std::string text;
+      g.m_.sessions(bare, [&](const sz::Session& s) {
+        text += std::string(s.jid()) + (s.available() ? " available" : " unavailable") +
+                (s.property("greeter:greeted") ? " greeted" : "") + "\n";
+      });
+      sz::Stanza reply("message");
+      reply.set_attr("from", host).set_attr("to", from).set_attr("type", "chat");
+      reply.text_tag("body", text);
+      g.m_.send(std::move(reply));
+    });
     return sz::Verdict::handled;
   }
 

@@ -323,6 +323,83 @@ TEST_F(LuaTest, KeyValueStore) {
   EXPECT_TRUE(host.logged("storage error store=notes", SZ_LOG_ERROR));
 }
 
+// ABI 1.2 from Lua: sessions and their properties, account lookups, key listing.
+TEST_F(LuaTest, SessionsPropertiesAndAccounts) {
+  FakeHost host;
+  host.add_user("juliet@example.org");
+  host.add_session("juliet@example.org/balcony", "<presence><show>away</show></presence>", 5);
+  host.add_session("juliet@example.org/garden");
+  host.set_kv("juliet@example.org", "notes", "b", "2");
+  host.set_kv("juliet@example.org", "notes", "a", "1");
+  load(host, "s", R"(
+    local notes = module:open_store("notes")
+    module:hook("test/sessions", function(event)
+      module:set_session("juliet@example.org/garden", "s:flag", "on")
+      for _, s in ipairs(module:sessions("juliet@example.org")) do
+        module:log("info", "s:%s %s %d %s %s", s.jid, tostring(s.available), s.priority,
+          s.presence and s.presence:get_child_text("show") or "-",
+          tostring(s.properties["s:flag"]))
+      end
+      module:log("info", "s:exists %s %s", tostring(module:user_exists("juliet@example.org")),
+        tostring(module:user_exists("nobody@example.org")))
+      module:log("info", "s:keys %s", table.concat(notes:keys("juliet@example.org"), ","))
+      module:log("info", "s:owner %d of %d", module:owner_shard("juliet@example.org"), module.shards)
+      return true
+    end)
+  )");
+  EXPECT_TRUE(host.fire("test/sessions").handled());
+  EXPECT_EQ(logged_with(host, "s:"),
+            (Strings{"s:juliet@example.org/balcony true 5 away nil",
+                     "s:juliet@example.org/garden false 0 - on", "s:exists true false",
+                     "s:keys a,b", "s:owner 0 of 1"}));
+  EXPECT_EQ(host.session_property("juliet@example.org/garden", "s:flag"), "on");
+}
+
+TEST_F(LuaTest, OfflineQueuePostErrorPayloadAndSessionWrite) {
+  FakeHost host;
+  load(host, "q", R"(
+    local st = require "stanzad.stanza"
+    local errors = require "stanzad.errors"
+    module:hook("test/push", function(event)
+      module:log("info", "q:len %d", module:offline_push("juliet@example.org", event.stanza))
+      module:log("info", "q:len %d", module:offline_push("juliet@example.org", "<message id='2'/>"))
+      return true
+    end)
+    module:hook("test/take", function()
+      module:log("info", "q:count %d", module:offline_count("juliet@example.org"))
+      for _, m in ipairs(module:offline_take("juliet@example.org")) do
+        module:log("info", "q:took %s", m.attr.id)
+      end
+      module:log("info", "q:count %d", module:offline_count("juliet@example.org"))
+      module:post(0, "q/posted", st.stanza("message", { id = "p" }))
+      return true
+    end)
+    module:hook("q/posted", function(event) module:log("info", "q:posted %s", event.stanza.attr.id) end)
+    module:hook("test/refuse", function()
+      return errors.new("cancel", "not-acceptable", nil,
+        st.stanza("blocked", { xmlns = "urn:xmpp:blocking:errors" }))
+    end)
+    module:hook("stanza/out", function(event)
+      module:log("info", "q:write %s", tostring(event:write(st.stanza("presence", { id = "held" }))))
+    end)
+  )");
+  EXPECT_TRUE(host.fire("test/push", "<message id='1'/>").handled());
+  EXPECT_TRUE(host.fire("test/take").handled());
+  EXPECT_EQ(logged_with(host, "q:"),
+            (Strings{"q:len 1", "q:len 2", "q:count 2", "q:took 1", "q:took 2", "q:count 0"}));
+  host.run_posted();
+  EXPECT_TRUE(host.logged("q:posted p"));
+  FireResult r = host.fire("test/refuse", "<message/>");
+  ASSERT_TRUE(r.error());
+  EXPECT_EQ(r.error_payload, Strings{"<blocked xmlns='urn:xmpp:blocking:errors'/>"});
+  // With a session the stanza is written there; without one, event:write says so.
+  host.fire("stanza/out", "<message id='m'/>", {}, {}, "juliet@example.org/balcony");
+  host.fire("stanza/out", "<message id='m'/>");
+  EXPECT_EQ(host.written(), Strings{"<presence id='held'/>"});
+  EXPECT_TRUE(host.logged("q:write true"));
+  EXPECT_TRUE(host.logged("q:write false"));
+}
+
 TEST_F(LuaTest, TimersRunOnceOrReArm) {
   FakeHost host;
   load(host, "t", R"(
