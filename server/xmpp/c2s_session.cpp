@@ -90,6 +90,13 @@ void C2SSession::arm_negotiation_timer() {
       self->close_transport();
       return;
     }
+    if (self->state_ == State::tls_handshake || self->state_ == State::starttls) {
+      // No TLS yet, so no stream to carry an error (and a slow handshake must not earn the
+      // closing grace period on top): just hang up.
+      spdlog::debug("c2s tls handshake timed out id={} ip={}", self->id_, self->peer_);
+      self->close_transport();
+      return;
+    }
     self->close_with_stream_error("connection-timeout", "stream negotiation took too long");
   });
 }
