@@ -81,8 +81,16 @@ class Connection {
   virtual void commit() = 0;
   virtual void rollback() noexcept = 0;
   virtual std::int64_t last_insert_id() = 0;
-  // Sql::conversation_bump returns the new last_seq as a row (UPDATE … RETURNING).
+  // Sql::conversation_bump (parameters: the increment, the id) returns the new last_seq as a
+  // row (UPDATE … RETURNING); otherwise Sql::conversation_last reads it.
   virtual bool bump_returns_seq() const { return false; }
+  // An INSERT of `rows` messages (Sql::message_insert's 7 parameters per row, one row after the
+  // other), for rows a power of two up to max_insert_rows(); prepared on first use, kept.
+  virtual Query& message_insert(std::size_t rows) {
+    (void)rows;  // max_insert_rows() is 1
+    return query(Sql::message_insert);
+  }
+  virtual std::size_t max_insert_rows() const { return 1; }
   // Lost its server: thrown away instead of going back to the pool.
   virtual bool broken() const { return false; }
 };

@@ -10,6 +10,7 @@
 #include <mysql_driver.h>
 
 #include <array>
+#include <bit>
 #include <chrono>
 #include <mutex>
 #include <sstream>
@@ -41,7 +42,7 @@ std::string_view mysql_sql(Sql s) {
     case Sql::conversation_insert:
       return "INSERT IGNORE INTO conversations (kind, name, created_at) VALUES (?, ?, ?)";
     case Sql::conversation_bump:
-      return "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ?";
+      return "UPDATE conversations SET last_seq = last_seq + ? WHERE id = ?";
     case Sql::participant_put:
       return "INSERT INTO participants (conversation_id, jid, role, joined_at) VALUES (?, ?, ?, ?)"
              " ON DUPLICATE KEY UPDATE role = VALUES(role)";
@@ -131,14 +132,23 @@ class MysqlConnection final : public Connection {
 
   Query& query(Sql which) override {
     auto& q = queries_[static_cast<std::size_t>(which)];
+    if (!q) q = prepare(std::string(mysql_sql(which)));
+    return *q;
+  }
+  // Multi-row INSERTs: one round trip for up to kMaxInsertRows archived messages instead of one
+  // each (their blobs go ahead as long data, so the statement itself stays small).
+  Query& message_insert(std::size_t rows) override {
+    if (rows <= 1) return query(Sql::message_insert);
+    auto& q = inserts_.at(static_cast<std::size_t>(std::countr_zero(rows)));
     if (!q) {
-      q = guard([&] {
-        return std::make_unique<MysqlQuery>(
-            *this, c_->prepareStatement(sql::SQLString(std::string(mysql_sql(which)))));
-      });
+      std::string text(mysql_sql(Sql::message_insert));
+      std::string values = text.substr(text.rfind(" ("));  // " (?, ?, ?, ?, ?, ?, ?)"
+      for (std::size_t r = 1; r < rows; ++r) text += "," + values;
+      q = prepare(text);
     }
     return *q;
   }
+  std::size_t max_insert_rows() const override { return kMaxInsertRows; }
   // Transaction control goes through plain statements: Connector/C++ 1.1's commit(), rollback()
   // and setAutoCommit() drop the client library's return code, so a COMMIT that failed because
   // the server died looked like one that succeeded (an acknowledged write lost; found by the
@@ -174,6 +184,7 @@ class MysqlConnection final : public Connection {
     });
   }
   sql::Connection& raw() { return *c_; }
+  static constexpr std::size_t kMaxInsertRows = 32;
   const std::string& where() const { return where_; }
 
  private:
@@ -182,6 +193,13 @@ class MysqlConnection final : public Connection {
   bool broken_ = false;
   std::unique_ptr<sql::Statement> control_;
   std::array<std::unique_ptr<MysqlQuery>, static_cast<std::size_t>(Sql::count_)> queries_;
+  std::array<std::unique_ptr<MysqlQuery>, std::bit_width(kMaxInsertRows)> inserts_;  // by log2
+
+  std::unique_ptr<MysqlQuery> prepare(const std::string& text) {
+    return guard([&] {
+      return std::make_unique<MysqlQuery>(*this, c_->prepareStatement(sql::SQLString(text)));
+    });
+  }
 };
 
 Query& MysqlQuery::text(int i, std::string_view v) {

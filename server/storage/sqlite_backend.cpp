@@ -66,7 +66,7 @@ std::string_view sqlite_sql(Sql s) {
     case Sql::conversation_find:
       return "SELECT id FROM conversations WHERE kind = ? AND name = ?";
     case Sql::conversation_bump:
-      return "UPDATE conversations SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq";
+      return "UPDATE conversations SET last_seq = last_seq + ? WHERE id = ? RETURNING last_seq";
     case Sql::conversation_last:
       return "SELECT last_seq FROM conversations WHERE id = ?";
     case Sql::participant_put:

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <condition_variable>
 #include <future>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -158,6 +159,48 @@ TEST_P(StorageTest, SequenceNumbersArePerConversationAndGapFree) {
   ASSERT_EQ(all.size(), 52u);
   for (std::size_t i = 0; i < all.size(); ++i)
     EXPECT_EQ(all[i].seq, static_cast<std::int64_t>(i + 1));
+}
+
+// A batch that interleaves conversations numbers each one's messages in the order they were
+// queued, with one bump per conversation (and multi-row inserts on MySQL) doing the work.
+TEST_P(StorageTest, InterleavedConversationsInOneBatch) {
+  Storage& s = *store_;
+  std::vector<std::int64_t> convs;
+  for (const char* name : {"x@groups.localhost", "y@groups.localhost", "z@groups.localhost"})
+    convs.push_back(s.conversation(ConversationKind::group, name));
+  s.archive(msg(convs[1], "before"));
+  constexpr int kWrites = 301;  // not a power of two: every statement size on MySQL
+  std::vector<std::future<WriteResult>> results;
+  for (int i = 0; i < kWrites; ++i) {
+    auto p = std::make_shared<std::promise<WriteResult>>();
+    results.push_back(p->get_future());
+    auto c = convs[static_cast<std::size_t>((i + i / 7) % 3)];
+    auto m = msg(c, "m" + std::to_string(i));
+    m.time_us = 1'700'000'000'000'000 + i;
+    s.archive_async(std::move(m), [p](WriteResult r) { p->set_value(std::move(r)); });
+  }
+  std::map<std::int64_t, std::int64_t> next = {{convs[0], 1}, {convs[1], 2}, {convs[2], 1}};
+  for (int i = 0; i < kWrites; ++i) {
+    auto r = results[i].get();
+    ASSERT_TRUE(r.ok()) << r.error->what();
+    EXPECT_EQ(r.value, next[convs[static_cast<std::size_t>((i + i / 7) % 3)]]++) << i;
+  }
+  for (auto c : convs) {
+    auto all = s.history(c, Page{std::nullopt, std::nullopt, 1000});
+    ASSERT_EQ(static_cast<std::int64_t>(all.size()), next[c] - 1);
+    for (std::size_t k = 0; k < all.size(); ++k) {
+      EXPECT_EQ(all[k].seq, static_cast<std::int64_t>(k + 1));
+      if (k > 0 && all[k - 1].body != "before") EXPECT_LT(all[k - 1].time_us, all[k].time_us);
+    }
+    EXPECT_EQ(s.last_seq(c), next[c] - 1);
+  }
+  auto one = s.history(convs[0], Page{std::nullopt, 0, 1});
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].body, "m0");
+  EXPECT_EQ(one[0].payload, "<message><body>m0</body></message>");
+  EXPECT_EQ(one[0].stanza_id, "id-m0");
+  EXPECT_EQ(one[0].sender, "romeo@localhost/balcony");
+  EXPECT_EQ(one[0].time_us, 1'700'000'000'000'000);
 }
 
 TEST_P(StorageTest, HistoryPages) {
