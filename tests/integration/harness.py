@@ -275,3 +275,15 @@ def run(coro, timeout=120):
         return loop.run_until_complete(asyncio.wait_for(coro, timeout))
     finally:
         loop.close()
+
+
+def raw_login(server, user, password, resource, online=True):
+    """A Raw client logged in as user/resource; with online, after its initial presence came
+    back (RFC 6121 §4.2.2), so the router knows the resource is available."""
+    raw = Raw(server)
+    scram_login(raw, user, password, resource)
+    if online:
+        raw.send("<presence/>")
+        raw.read_until(f"from='{user}@{HOST}/{resource}'")
+        raw.buf = b""
+    return raw
