@@ -154,7 +154,10 @@ class Carbons(unittest.TestCase):
         text = phone.read_until("wake up")
         away, composing = text.find("<show>away</show>"), text.find("composing")
         dnd, body = text.find("<show>dnd</show>"), text.find("wake up")
-        self.assertTrue(0 <= away < composing < dnd < body, text)
+        # Juliet's two come in her order; the Nurse's is routed on its own path, so only
+        # "before the body" is certain for it.
+        self.assertTrue(0 <= away < composing < body, text)
+        self.assertTrue(0 <= dnd < body, text)
 
         # Becoming active flushes what is held at once.
         phone.buf = b""
