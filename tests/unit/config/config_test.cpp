@@ -216,6 +216,8 @@ TEST_F(ConfigTest, BadValuesNameFileLineAndOption) {
       {"<tls key=\"k.pem\"/>", "option 'tls/certificate': key is set but certificate is not"},
       {"<tls certificate=\"c.pem\"/>", "option 'tls/key': certificate is set but key is not"},
       {"<limits max-depth=\"1\"/>", "option 'limits/max-depth': '1' is too small (at least 2)"},
+      {"<limits max-depth=\"10000\"/>",
+       "option 'limits/max-depth': '10000' is too large (at most 1000)"},
       {"<limits negotiation-timeout=\"0\"/>",
        "option 'limits/negotiation-timeout': '0' is too small (at least 1)"},
       {"<limits max-stanza-size=\"100\"/>",
