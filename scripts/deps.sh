@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages stanzad needs to build, run and test. Skips apt when all are there.
+# Usage: scripts/deps.sh [fuzz]   (fuzz: also clang with its libFuzzer runtime, for tests/fuzz/run.sh)
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,7 @@ packages=(
   libmysqlcppconn-dev
   python3 python3-slixmpp sqlite3 mariadb-server
 )
+if [ "${1:-}" = fuzz ]; then packages+=(clang-14 libclang-rt-14-dev); fi
 
 missing=()
 for p in "${packages[@]}"; do

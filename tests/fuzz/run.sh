@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang into build-fuzz/ and fuzzes each for a bounded time.
 # Usage: tests/fuzz/run.sh [seconds per target (default 60)] [target...]
-# Needs clang-14 and libclang-rt-14-dev (Debian); see docs/fuzzing.md.
+# Installs clang-14 and libclang-rt-14-dev when missing (scripts/deps.sh fuzz); see docs/fuzzing.md.
+# Exits non-zero if any target crashed, leaked, timed out or broke an invariant. CI runs it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+./scripts/deps.sh fuzz
 seconds=${1:-60}
 shift || true
 targets=("$@")
