@@ -5,11 +5,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
 
+#include "storage/async.hpp"
 #include "storage/migrations.hpp"
 #include "storage/portable.hpp"
 #include "storage_common.hpp"
@@ -276,6 +278,26 @@ TEST(MysqlFault, KilledAndRestartedWhileStoring) {
     ADD_FAILURE() << "read succeeded with MariaDB down";
   } catch (const StorageError& e) {
     EXPECT_EQ(e.kind, ErrorKind::unavailable) << e.what();
+  }
+  {
+    // As the server does it: on a worker, completing on the shard, with the stanza error.
+    net::Shard shard(0);
+    shard.start();
+    net::WorkerPool pool(1);
+    std::promise<std::pair<bool, Outcome<bool>>> got;
+    submit(
+        pool, shard, [&] { return s.exists("localhost", "romeo"); },
+        [&](Outcome<bool> r) {
+          got.set_value({shard.is_current(), std::move(r)});
+        });
+    auto [on_shard, r] = got.get_future().get();
+    EXPECT_TRUE(on_shard);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(stanza_condition(r.error->kind), "internal-server-error") << r.error->what();
+    EXPECT_EQ(stanza_error_type(r.error->kind), "wait");
+    pool.stop();
+    shard.stop();
+    shard.join();
   }
   std::size_t acked_down = count().first;
   EXPECT_LE(acked_down - acked_at_kill, 2000u);  // only those committed before the kill landed

@@ -190,7 +190,9 @@ TEST_P(StorageTest, InterleavedConversationsInOneBatch) {
     ASSERT_EQ(static_cast<std::int64_t>(all.size()), next[c] - 1);
     for (std::size_t k = 0; k < all.size(); ++k) {
       EXPECT_EQ(all[k].seq, static_cast<std::int64_t>(k + 1));
-      if (k > 0 && all[k - 1].body != "before") EXPECT_LT(all[k - 1].time_us, all[k].time_us);
+      if (k > 0 && all[k - 1].body != "before") {
+        EXPECT_LT(all[k - 1].time_us, all[k].time_us);
+      }
     }
     EXPECT_EQ(s.last_seq(c), next[c] - 1);
   }
