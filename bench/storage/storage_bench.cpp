@@ -29,8 +29,10 @@ fs::path temp_dir() {
   return pattern;
 }
 
-std::unique_ptr<Storage> sqlite(const fs::path& dir, std::size_t batch_limit) {
+std::unique_ptr<Storage> sqlite(const fs::path& dir, std::size_t batch_limit,
+                                bool synchronous_full = true) {
   SqliteBackend::Options o;
+  o.synchronous_full = synchronous_full;
   o.batch_limit = batch_limit;
   o.queue_limit = 10'000'000;
   return std::make_unique<Storage>(std::make_unique<SqliteBackend>(dir / "stanzad.sqlite", o));
@@ -120,6 +122,21 @@ void BM_ArchiveSqliteGroupCommit(benchmark::State& state) {
 BENCHMARK(BM_ArchiveSqliteGroupCommit)
     ->Args({20000, 2000})
     ->Args({20000, 10000})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// <storage synchronous="normal">: no fsync at COMMIT (durable against a crash of stanzad, not
+// of the machine), for comparison.
+void BM_ArchiveSqliteGroupCommitSyncNormal(benchmark::State& state) {
+  auto dir = temp_dir();
+  {
+    auto s = sqlite(dir, static_cast<std::size_t>(state.range(1)), false);
+    run_archive(state, s.get());
+  }
+  fs::remove_all(dir);
+}
+BENCHMARK(BM_ArchiveSqliteGroupCommitSyncNormal)
+    ->Args({20000, 2000})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
