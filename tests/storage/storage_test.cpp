@@ -10,6 +10,7 @@
 #include <sstream>
 #include <thread>
 
+#include "storage/migrations.hpp"
 #include "storage/portable.hpp"
 #include "storage/sqlite.hpp"
 #include "storage_common.hpp"
@@ -423,6 +424,41 @@ namespace {
 
 // With the writer stuck behind another process's write lock, writes beyond queue-limit are
 // refused at once with overloaded (resource-constraint); the accepted ones commit afterwards.
+// A database of schema 2 (full-text index by trigger) upgraded to 0003 (index at commit): its
+// messages stay searchable, new ones are indexed, and the index matches the messages.
+TEST(StorageSqlite, UpgradeFromTheFullTextTrigger) {
+  auto dir = temp_dir();
+  {
+    Database db(dir / "stanzad.sqlite");
+    auto all = sqlite_migrations();
+    ASSERT_GE(all.size(), 3u);
+    ASSERT_EQ(db.migrate(all.first(2)), 2);
+    db.exec(
+        "INSERT INTO conversations (id, kind, name, created_at, last_seq)"
+        " VALUES (1, 2, 'old@groups.localhost', 0, 1);"
+        "INSERT INTO messages (conversation_id, seq, ts, sender, stanza_id, body, payload)"
+        " VALUES (1, 1, 0, 'romeo@localhost', 'a', 'an older balcony', x'3c6d2f3e')");
+  }
+  {
+    Storage s(std::make_unique<SqliteBackend>(dir / "stanzad.sqlite", SqliteBackend::Options{}));
+    EXPECT_EQ(s.schema_version(), sqlite_migrations().back().version);
+    ArchivedMessage m;
+    m.conversation = 1;
+    m.sender = "juliet@localhost";
+    m.stanza_id = "b";
+    m.body = "a newer balcony";
+    EXPECT_EQ(s.archive(m), 2);
+    EXPECT_EQ(s.search(1, "balcony").size(), 2u);
+    EXPECT_EQ(s.search(1, "older").size(), 1u);
+    EXPECT_EQ(s.search(1, "newer").size(), 1u);
+  }
+  {
+    Database db(dir / "stanzad.sqlite");
+    EXPECT_NO_THROW(db.exec("INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')"));
+  }
+  std::filesystem::remove_all(dir);
+}
+
 TEST(StorageSqlite, QueueLimitRefusesWithResourceConstraint) {
   auto dir = testing::temp_dir();
   SqliteBackend::Options o;
