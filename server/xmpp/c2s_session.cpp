@@ -324,6 +324,7 @@ void C2SSession::do_write() {
       return;
     }
     self->writing_.swap(self->out_);
+    self->writing_receipts_.swap(self->out_receipts_);
     self->written_ = 0;
     self->continue_write();
   });
@@ -376,6 +377,7 @@ void C2SSession::continue_write() {
 void C2SSession::on_write(const boost::system::error_code& ec) {
   write_in_flight_ = false;
   writing_.clear();
+  writing_receipts_.clear();  // written (or the stream failed: the bytes are gone either way)
   if (writing_.capacity() > 4096) std::string().swap(writing_);  // idle sessions stay small
   if (detached()) return;
   if (ec) {
@@ -411,6 +413,7 @@ void C2SSession::close_socket() {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   out_.clear();
+  out_receipts_.clear();
 }
 
 void C2SSession::close_transport() {
@@ -947,7 +950,7 @@ void C2SSession::handle_bind(xml::Element&& iq) {
 
 // ---- routing ---------------------------------------------------------------------------
 
-void C2SSession::deliver(xml::Element stanza) {
+void C2SSession::deliver(xml::Element stanza, std::shared_ptr<Receipt> receipt) {
   if (state_ != State::bound && state_ != State::hibernating && state_ != State::moving) return;
   plugin::Event ev;
   ev.name = "stanza/out";
@@ -958,6 +961,9 @@ void C2SSession::deliver(xml::Element stanza) {
   // Last chance to rewrite or drop (handled): the stanza is serialized once, below.
   if (server_.pipeline().fire(ev) != SZ_PASS) return;
   send(stanza);
+  // The sender's acknowledgement waits until these bytes are written (on_write).
+  if (receipt && !detached() && state_ != State::closed)
+    out_receipts_.push_back(std::move(receipt));
 }
 
 void C2SSession::reply_error(const xml::Element& stanza, std::string_view condition,
@@ -994,7 +1000,10 @@ void C2SSession::handle_bound(xml::Element&& stanza) {
     close_with_stream_error("unsupported-stanza-type", "not a stanza");
     return;
   }
-  if (sm_.enabled) ++sm_.in;  // XEP-0198 §4: every stanza counts, whatever becomes of it
+  // XEP-0198 §4: every stanza counts, whatever becomes of it — once it is done: a message
+  // carries its receipt to its recipient's stream or to storage; anything else is done when
+  // this function returns (the receipt is released here).
+  std::shared_ptr<Receipt> receipt = sm_.enabled ? sm_.in->next() : nullptr;
   // RFC 6120 §8.1.2.1: the server stamps `from`; a client may only name itself.
   if (stanza.has_attr("from")) {
     auto from = Jid::parse(stanza.attr("from"));
@@ -1067,7 +1076,8 @@ void C2SSession::handle_bound(xml::Element&& stanza) {
     if (type == "unavailable") directed_.erase(to.str());
   }
   if (to.empty()) to = jid_->bare();  // RFC 6120 §8.1.1.1: no `to` means the account
-  server_.router().route(Routed{std::move(stanza), *jid_, std::move(to)});
+  if (kind != "message") receipt.reset();
+  server_.router().route(Routed{std::move(stanza), *jid_, std::move(to), std::move(receipt)});
 }
 
 void C2SSession::handle_own_presence(xml::Element&& presence) {
@@ -1094,6 +1104,66 @@ namespace stanzad::xmpp {
 
 // ---- stream management (XEP-0198) --------------------------------------------------------
 
+struct InboundAcks::Ticket : Receipt {
+  std::shared_ptr<InboundAcks> acks;
+  std::uint32_t seq;
+  Ticket(std::shared_ptr<InboundAcks> a, std::uint32_t n) : acks(std::move(a)), seq(n) {}
+  ~Ticket() override { acks->done(seq); }
+};
+
+std::shared_ptr<Receipt> InboundAcks::next() {
+  std::uint32_t seq;
+  {
+    std::lock_guard lock(mutex_);
+    seq = ++received_;
+  }
+  return std::make_shared<Ticket>(shared_from_this(), seq);
+}
+
+std::uint32_t InboundAcks::h() const {
+  std::lock_guard lock(mutex_);
+  return h_;
+}
+
+bool InboundAcks::request() {
+  std::lock_guard lock(mutex_);
+  if (h_ == received_) return true;
+  owed_ = received_;
+  return false;
+}
+
+void InboundAcks::attach(net::Shard* shard, std::weak_ptr<C2SSession> session) {
+  std::lock_guard lock(mutex_);
+  shard_ = shard;
+  session_ = std::move(session);
+}
+
+void InboundAcks::done(std::uint32_t seq) {
+  net::Shard* shard = nullptr;
+  std::weak_ptr<C2SSession> session;
+  {
+    std::lock_guard lock(mutex_);
+    if (seq != h_ + 1) {
+      ahead_.insert(seq);
+      return;
+    }
+    ++h_;
+    for (auto it = ahead_.begin(); it != ahead_.end() && *it == h_ + 1; it = ahead_.erase(it)) ++h_;
+    if (owed_ == 0 || h_ < owed_ || !shard_) return;
+    owed_ = 0;
+    shard = shard_;
+    session = session_;
+  }
+  boost::asio::post(shard->context(), [session] {
+    if (auto s = session.lock()) s->send_ack();
+  });
+}
+
+void C2SSession::send_ack() {
+  if (!sm_.enabled || !sm_.in || detached()) return;
+  send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.in->h()) + "'/>");
+}
+
 bool C2SSession::detached() const {
   return state_ == State::closed || state_ == State::hibernating || state_ == State::moving;
 }
@@ -1101,7 +1171,9 @@ bool C2SSession::detached() const {
 void C2SSession::handle_sm(xml::Element&& el) {
   const std::string& name = el.name();
   if (name == "r") {
-    send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.in) + "'/>");
+    // Answered once everything the client sent so far is done (durable), at once if it is.
+    if (!sm_.enabled || sm_.in->request())
+      send("<a xmlns='urn:xmpp:sm:3' h='" + std::to_string(sm_.in ? sm_.in->h() : 0) + "'/>");
     return;
   }
   if (name == "a") {
@@ -1117,6 +1189,8 @@ void C2SSession::handle_sm(xml::Element&& el) {
     }
     std::string_view resume = el.attr("resume");
     sm_.enabled = true;
+    sm_.in = std::make_shared<InboundAcks>();
+    sm_.in->attach(&shard_, weak_from_this());
     sm_.resumable = resume == "true" || resume == "1";
     sm_.id = hex(sasl::random_bytes(16));
     std::string out = "<enabled xmlns='urn:xmpp:sm:3' id='" + sm_.id + "'";
@@ -1229,7 +1303,8 @@ void C2SSession::resumed(Transfer t, const std::string& h) {
   }
   state_ = State::bound;
   timer_.cancel();
-  send("<resumed xmlns='urn:xmpp:sm:3' previd='" + sm_.id + "' h='" + std::to_string(sm_.in) +
+  sm_.in->attach(&shard_, weak_from_this());
+  send("<resumed xmlns='urn:xmpp:sm:3' previd='" + sm_.id + "' h='" + std::to_string(sm_.in->h()) +
        "'/>");
   if (!acknowledge(h)) return;
   // Whatever the client did not get, again, in order.

@@ -10,6 +10,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -25,6 +26,31 @@ namespace stanzad::xmpp {
 
 class Server;
 
+// XEP-0198 inbound count, durable (DESIGN.md, "acknowledged means durable"): the client's
+// n-th stanza counts in `h` only once it is done — written to its recipient's stream,
+// committed to storage, refused, or a kind that needs nothing more — and `h` never skips one
+// still on its way. Receipts complete from any shard: hence the mutex. Shared with the
+// receipts and moved along when the session resumes on another connection.
+class InboundAcks : public std::enable_shared_from_this<InboundAcks> {
+ public:
+  // A receipt for the next stanza; the stanza counts when the last copy is released.
+  std::shared_ptr<Receipt> next();
+  std::uint32_t h() const;
+  // An <r/> came: true to answer now; otherwise the answer is owed until what the client had
+  // sent so far is done, and then `session` is asked to send it.
+  bool request();
+  void attach(net::Shard* shard, std::weak_ptr<C2SSession> session);
+
+ private:
+  void done(std::uint32_t seq);
+  struct Ticket;
+  mutable std::mutex mutex_;
+  std::uint32_t h_ = 0, received_ = 0, owed_ = 0;
+  std::set<std::uint32_t> ahead_;  // done, after one still on its way
+  net::Shard* shard_ = nullptr;
+  std::weak_ptr<C2SSession> session_;
+};
+
 class C2SSession : public std::enable_shared_from_this<C2SSession>,
                    private xml::StreamParser::Handler,
                    private plugin::SessionSink {
@@ -36,7 +62,9 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void start();
 
   // Both run on this session's shard only.
-  void deliver(xml::Element stanza);
+  void deliver(xml::Element stanza, std::shared_ptr<Receipt> receipt = {});
+  // The acknowledgement an <r/> was owed (InboundAcks::request).
+  void send_ack();
   void close_with_stream_error(std::string_view condition, std::string_view text = {});
 
   std::uint64_t id() const { return id_; }
@@ -103,7 +131,7 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
     bool resumable = false;
     bool r_pending = false;  // an <r/> is out; the next goes after its <a/>
     std::string id;
-    std::uint32_t in = 0;             // stanzas handled from the client
+    std::shared_ptr<InboundAcks> in;  // stanzas from the client, and which are done
     std::uint32_t acked = 0;          // stanzas the client acknowledged
     std::deque<std::string> unacked;  // sent, not acknowledged, oldest first
   };
@@ -152,6 +180,7 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   xml::StreamParser parser_;
   std::string out_;      // bytes queued for the next write
   std::string writing_;  // bytes of the write in flight
+  std::vector<std::shared_ptr<Receipt>> out_receipts_, writing_receipts_;  // of those bytes
   std::size_t written_ = 0;
   bool write_in_flight_ = false;
   std::vector<std::function<void()>> flushed_;

@@ -34,9 +34,10 @@ Router::Resource* Router::Account::find(std::string_view resource) {
   return nullptr;
 }
 
-void Router::deliver_to(const SessionHandle& h, xml::Element stanza) {
-  h.shard->run([w = h.session, st = std::move(stanza)]() mutable {
-    if (auto s = w.lock()) s->deliver(std::move(st));
+void Router::deliver_to(const SessionHandle& h, xml::Element stanza,
+                        std::shared_ptr<Receipt> receipt) {
+  h.shard->run([w = h.session, st = std::move(stanza), receipt = std::move(receipt)]() mutable {
+    if (auto s = w.lock()) s->deliver(std::move(st), std::move(receipt));
   });
 }
 
@@ -126,7 +127,7 @@ void Router::deliver_local(Routed r) {
     Resource* res = account ? account->find(r.to.resource()) : nullptr;
     if (kind == "iq") {
       if (res) {
-        deliver_to(res->handle, std::move(r.stanza));
+        deliver_to(res->handle, std::move(r.stanza), std::move(r.receipt));
       } else if (type == "get" || type == "set") {
         bounce(r, "service-unavailable");  // §8.5.3.2.1
       }
@@ -134,7 +135,7 @@ void Router::deliver_local(Routed r) {
     }
     if (kind == "message") {
       if (res) {
-        deliver_to(res->handle, std::move(r.stanza));
+        deliver_to(res->handle, std::move(r.stanza), std::move(r.receipt));
         return;
       }
       if (type == "groupchat") {
@@ -214,8 +215,9 @@ void Router::deliver_to_bare(Routed r, Account* account) {
     }
     return;  // presence for nobody is dropped (§8.5.2.2.2)
   }
-  for (std::size_t i = 0; i + 1 < targets.size(); ++i) deliver_to(targets[i]->handle, r.stanza);
-  deliver_to(targets.back()->handle, std::move(r.stanza));
+  for (std::size_t i = 0; i + 1 < targets.size(); ++i)
+    deliver_to(targets[i]->handle, r.stanza, r.receipt);
+  deliver_to(targets.back()->handle, std::move(r.stanza), std::move(r.receipt));
 }
 
 void Router::bind(const Jid& full, SessionHandle handle, std::function<void(bool)> done) {

@@ -68,7 +68,9 @@ class Router {
   void close_account(const Jid& bare, std::string condition, std::string text);
 
   // Delivers to a session on its shard; dropped if the session is gone.
-  static void deliver_to(const SessionHandle& h, xml::Element stanza);
+  // `receipt` (may be null) is held until the session wrote the stanza.
+  static void deliver_to(const SessionHandle& h, xml::Element stanza,
+                         std::shared_ptr<Receipt> receipt = {});
 
   // Plugins' per-session properties (sz_host_api::session_set), small and few.
   using Properties = std::vector<std::pair<std::string, std::string>>;

@@ -1,6 +1,7 @@
 // Stanza helpers: RFC 6120 §8.3 stanza errors and §8.2 common attributes.
 #pragma once
 
+#include <memory>
 #include <string_view>
 
 #include "xml/element.hpp"
@@ -9,10 +10,18 @@
 namespace stanzad::xmpp {
 
 // A stanza on its way through the router, with its addresses already parsed.
+// Held while a client's stanza is on its way; when the last holder lets go (the stanza was
+// written to its recipient's stream, committed to storage, refused or dropped) the sending
+// session may count it in its XEP-0198 acknowledgements (c2s_session.hpp, InboundAcks).
+struct Receipt {
+  virtual ~Receipt() = default;
+};
+
 struct Routed {
   xml::Element stanza;
   Jid from;
   Jid to;
+  std::shared_ptr<Receipt> receipt = {};  // null unless the sender waits for it
 };
 
 // The RFC 6120 §8.3.2 error type that goes with a defined condition.
