@@ -25,6 +25,30 @@ void Shard::start() {
   });
 }
 
+void Shard::watch_idle(std::weak_ptr<void> owner, IdleCheck check) {
+  idle_watches_.push_back({std::move(owner), check});
+  if (idle_timer_armed_) return;
+  idle_timer_armed_ = true;
+  idle_timer_.expires_after(idle_sweep_period);
+  idle_timer_.async_wait([this](const boost::system::error_code& ec) {
+    idle_timer_armed_ = false;
+    if (!ec) sweep_idle();
+  });
+}
+
+void Shard::sweep_idle() {
+  // Checks may add watches (and re-arm the timer): sweep a batch of its own.
+  idle_sweeping_.swap(idle_watches_);
+  for (auto& w : idle_sweeping_) {
+    std::shared_ptr<void> owner = w.owner.lock();
+    if (owner && !w.check(owner.get())) watch_idle(std::move(w.owner), w.check);
+  }
+  idle_sweeping_.clear();
+  // A burst of connections once made these large; do not keep that for good.
+  if (idle_sweeping_.capacity() > 4 * idle_watches_.size() + 1024)
+    std::vector<IdleWatch>().swap(idle_sweeping_);
+}
+
 void Shard::join() {
   if (thread_.joinable()) thread_.join();
 }

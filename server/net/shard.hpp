@@ -4,6 +4,8 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string_view>
@@ -40,9 +42,28 @@ class Shard {
   void stop() { ctx_.stop(); }
   void join();
 
+  // Connections that may have gone quiet (an idle session frees its parser). On this shard's
+  // thread only: check(owner) runs about every idle_sweep_period until it returns true, or
+  // until owner is gone. One timer per shard serves every watch, so a quiet connection needs
+  // no timer of its own and a busy one costs one call per period.
+  static constexpr std::chrono::milliseconds idle_sweep_period{1000};
+  using IdleCheck = bool (*)(void* owner);
+  void watch_idle(std::weak_ptr<void> owner, IdleCheck check);
+
  private:
+  void sweep_idle();
+
+  struct IdleWatch {
+    std::weak_ptr<void> owner;
+    IdleCheck check;
+  };
+
   unsigned index_;
   boost::asio::io_context ctx_{1};
+  std::vector<IdleWatch> idle_watches_;
+  std::vector<IdleWatch> idle_sweeping_;
+  boost::asio::steady_timer idle_timer_{ctx_};
+  bool idle_timer_armed_ = false;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_{
       ctx_.get_executor()};
   std::thread thread_;

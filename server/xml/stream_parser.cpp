@@ -26,10 +26,54 @@ struct QName {
   std::string_view local;
 };
 
+// expat reports names as "uri\x01local\x01prefix" (namespace triplets, so that a resumed parser
+// can repeat the stream element's prefix), "uri\x01local" or "local".
 QName split(const XML_Char* name) {
   const char* sep = std::strchr(name, kNsSeparator);
   if (sep == nullptr) return {{}, name};
-  return {std::string_view(name, static_cast<std::size_t>(sep - name)), sep + 1};
+  const char* local = sep + 1;
+  const char* end = std::strchr(local, kNsSeparator);
+  std::size_t local_len = end ? static_cast<std::size_t>(end - local) : std::strlen(local);
+  return {std::string_view(name, static_cast<std::size_t>(sep - name)),
+          std::string_view(local, local_len)};
+}
+
+// The prefix of a triplet name, empty when there is none.
+std::string_view prefix_of(const XML_Char* name) {
+  const char* sep = std::strchr(name, kNsSeparator);
+  if (sep == nullptr) return {};
+  const char* end = std::strchr(sep + 1, kNsSeparator);
+  return end ? std::string_view(end + 1) : std::string_view();
+}
+
+// An attribute value between single quotes.
+void append_quoted(std::string& out, std::string_view value) {
+  out += '\'';
+  for (char c : value) {
+    switch (c) {
+      case '\'':
+        out += "&apos;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '\t':  // attribute value normalization would turn these into spaces
+        out += "&#9;";
+        break;
+      case '\n':
+        out += "&#10;";
+        break;
+      case '\r':
+        out += "&#13;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  out += '\'';
 }
 
 // Attribute name as the Element API spells it: "local", "xml:lang" or "{uri}local".
@@ -125,6 +169,12 @@ struct StreamParser::Impl {
   std::uint64_t fed_ = 0;         // bytes handed to expat
   std::uint64_t slice_base_ = 0;  // offset of the slice expat is parsing
   std::uint64_t boundary_ = 0;    // where the pending stanza began (its '<'), or the last one ended
+  std::uint64_t quiet_at_ = 0;    // end of the last stanza or stream-level whitespace
+  // A released parser is rebuilt by feeding it resume_header_ (the stream element's name and
+  // namespace declarations) silently; its byte offsets are then ours minus the header's length.
+  std::int64_t shift_ = 0;
+  std::string resume_header_;
+  bool resuming_ = false;  // the next start tag is resume_header_'s: not reported
 
   std::optional<StreamError> error_;
   std::string detail_;
@@ -136,6 +186,7 @@ struct StreamParser::Impl {
   void init() {
     parser_ = XML_ParserCreateNS("UTF-8", kNsSeparator);
     if (parser_ == nullptr) throw std::bad_alloc();
+    XML_SetReturnNSTriplet(parser_, XML_TRUE);
     // Debian's expat 2.5.0 backports reparse deferral, which holds back a large token until about
     // as many bytes again arrive: a lone big stanza would hang. The stanza limit bounds the cost.
     XML_SetReparseDeferralEnabled(parser_, XML_FALSE);
@@ -162,7 +213,10 @@ struct StreamParser::Impl {
     stanza_ = Element();
     stack_.clear();
     header_ = StreamHeader();
-    fed_ = slice_base_ = boundary_ = 0;
+    fed_ = slice_base_ = boundary_ = quiet_at_ = 0;
+    shift_ = 0;
+    resume_header_.clear();
+    resuming_ = false;
     error_.reset();
     detail_.clear();
     restart_pending_ = false;
@@ -184,7 +238,7 @@ struct StreamParser::Impl {
   }
 
   std::uint64_t event_start() const {
-    return static_cast<std::uint64_t>(XML_GetCurrentByteIndex(parser_));
+    return static_cast<std::uint64_t>(XML_GetCurrentByteIndex(parser_) + shift_);
   }
   std::uint64_t event_end() const {
     return event_start() + static_cast<std::uint64_t>(XML_GetCurrentByteCount(parser_));
@@ -221,6 +275,10 @@ struct StreamParser::Impl {
 
   static void XMLCALL on_start(void* user, const XML_Char* name, const XML_Char** atts) {
     auto* self = static_cast<Impl*>(user);
+    if (self->resuming_) {
+      self->resuming_ = false;
+      return;
+    }
     if (self->stopped()) return;
     self->guarded([&] { self->start(name, atts); });
   }
@@ -228,7 +286,7 @@ struct StreamParser::Impl {
   void start(const XML_Char* name, const XML_Char** atts) {
     QName q = split(name);
     if (level_ == 0) {
-      open_stream(q, atts);
+      open_stream(name, q, atts);
       return;
     }
     // level_ is the new element's depth within its stanza (the stanza itself is 1).
@@ -264,7 +322,7 @@ struct StreamParser::Impl {
     ++level_;
   }
 
-  void open_stream(QName q, const XML_Char** atts) {
+  void open_stream(const XML_Char* name, QName q, const XML_Char** atts) {
     if (event_end() > limits_.max_header_bytes) {
       fail(StreamError::policy_violation,
            "stream header exceeds " + std::to_string(limits_.max_header_bytes) + " bytes");
@@ -298,10 +356,19 @@ struct StreamParser::Impl {
         header_.lang = value;
       }
     }
+    std::string_view prefix = prefix_of(name);
+    std::string open = "<";
+    if (!prefix.empty()) {
+      open.append(prefix);
+      open += ':';
+    }
+    open.append(q.local);
+    resume_header_.insert(0, open);
+    resume_header_ += '>';
     level_ = 1;
     stream_open_ = true;
     header_seen_ = true;
-    boundary_ = event_end();
+    boundary_ = quiet_at_ = event_end();
     handler_->on_stream_open(header_);
   }
 
@@ -326,7 +393,7 @@ struct StreamParser::Impl {
       fail_stanza_size();
       return;
     }
-    boundary_ = stanza_end;
+    boundary_ = quiet_at_ = stanza_end;
     Element stanza = std::move(stanza_);
     stanza_ = Element();
     handler_->on_stanza(std::move(stanza));
@@ -344,14 +411,25 @@ struct StreamParser::Impl {
       self->fail(StreamError::policy_violation, "whitespace between stanzas exceeds " +
                                                     std::to_string(self->limits_.max_stanza_bytes) +
                                                     " bytes");
+    } else if (self->level_ == 1) {
+      self->quiet_at_ = self->event_end();
     }
   }
 
   static void XMLCALL on_ns_decl(void* user, const XML_Char* prefix, const XML_Char* uri) {
     auto* self = static_cast<Impl*>(user);
-    if (self->stopped()) return;
+    if (self->resuming_ || self->stopped()) return;
     // Declarations are reported just before the start tag carrying them.
-    if (self->level_ == 0 && prefix == nullptr) self->header_.default_ns = uri ? uri : "";
+    if (self->level_ != 0) return;
+    if (prefix == nullptr) self->header_.default_ns = uri ? uri : "";
+    // Kept to rebuild the stream's context after release().
+    self->resume_header_ += " xmlns";
+    if (prefix != nullptr) {
+      self->resume_header_ += ':';
+      self->resume_header_ += prefix;
+    }
+    self->resume_header_ += '=';
+    append_quoted(self->resume_header_, uri ? uri : "");
   }
 
   static void XMLCALL on_xml_decl(void* user, const XML_Char* /*version*/, const XML_Char* encoding,
@@ -409,7 +487,40 @@ struct StreamParser::Impl {
     return feed_slices(data);
   }
 
+  // Between stanzas with no partial input inside expat: free it (the bulk of an idle stream's
+  // memory). The next feed() rebuilds it.
+  bool release() {
+    if (parser_ == nullptr) return true;
+    if (in_parse_ || !stream_open_ || level_ != 1 || error_ || restart_pending_ || resuming_ ||
+        quiet_at_ != fed_)
+      return false;
+    XML_ParserFree(parser_);
+    parser_ = nullptr;
+    std::vector<Element*>().swap(stack_);
+    return true;
+  }
+
+  // A new expat parser in the middle of the stream: it reads resume_header_ first (reporting
+  // nothing), so the stream's namespace prefixes are declared and its end tag matches.
+  void resume() {
+    init();
+    resuming_ = true;
+    in_parse_ = true;
+    XML_Status status = XML_Parse(parser_, resume_header_.data(),
+                                  static_cast<int>(resume_header_.size()), XML_FALSE);
+    in_parse_ = false;
+    shift_ = static_cast<std::int64_t>(fed_) - static_cast<std::int64_t>(resume_header_.size());
+    if (status != XML_STATUS_OK) {
+      error_ = StreamError::bad_format;
+      detail_ = "cannot resume the stream parser";
+    }
+  }
+
   FeedResult feed_slices(std::string_view data) {
+    if (parser_ == nullptr && !data.empty()) {
+      resume();
+      if (error_) return result(0);
+    }
     std::size_t pos = 0;
     while (pos < data.size()) {
       std::size_t n = std::min(kSliceBytes, data.size() - pos);
@@ -472,6 +583,8 @@ void StreamParser::reset() {
     impl_->reset_state();
   }
 }
+bool StreamParser::release() { return impl_->release(); }
+bool StreamParser::released() const { return impl_->parser_ == nullptr; }
 void StreamParser::set_limits(ParserLimits limits) { impl_->limits_ = limits; }
 const ParserLimits& StreamParser::limits() const { return impl_->limits_; }
 bool StreamParser::stream_open() const { return impl_->stream_open_; }

@@ -83,6 +83,12 @@ class StreamParser {
   void restart();
   // Back to the initial state (expecting a stream header); clears any error.
   void reset();
+  // Frees the expat parser (about 10 KiB: its tables and input buffer) when the stream is open
+  // and between stanzas with no partial input pending; for an idle connection. The next feed()
+  // builds a new one primed with the stream header's namespace declarations, so the stream goes
+  // on exactly as before. False (nothing freed) anywhere else, and inside a Handler callback.
+  bool release();
+  bool released() const;
   // Applies from the next check on.
   void set_limits(ParserLimits limits);
   const ParserLimits& limits() const;

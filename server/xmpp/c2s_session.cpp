@@ -235,6 +235,32 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
     return;
   }
   if (state_ != State::closing && !throttle()) do_read();
+  ++reads_;
+  if (state_ == State::bound && !idle_watched_) watch_idle();
+}
+
+void C2SSession::watch_idle() {
+  idle_watched_ = true;
+  reads_at_sweep_ = reads_;
+  shard_.watch_idle(weak_from_this(), &C2SSession::on_idle_sweep);
+}
+
+bool C2SSession::on_idle_sweep(void* p) {
+  auto* self = static_cast<C2SSession*>(p);
+  if (self->state_ == State::bound && self->reads_ != self->reads_at_sweep_) {
+    self->reads_at_sweep_ = self->reads_;  // busy: look again at the next sweep
+    return false;
+  }
+  self->idle_watched_ = false;
+  if (self->state_ != State::bound) return true;
+  // Quiet for a whole sweep period. The parser is rebuilt by the next read; a half-received
+  // stanza keeps it (release() refuses), and the next read watches again.
+  self->parser_.release();
+  if (!self->write_in_flight_ && self->out_.empty()) {
+    std::string().swap(self->out_);
+    std::string().swap(self->writing_);
+  }
+  return true;
 }
 
 void C2SSession::charge(std::size_t n) {

@@ -94,8 +94,10 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void do_read();
   void on_readable(const boost::system::error_code& ec);
   bool consume(std::string_view data);  // false when the stream died
-  void charge(std::size_t n);           // traffic shaping: a token bucket per connection
-  bool throttle();                      // true: reading paused until the bucket refills
+  void watch_idle();
+  static bool on_idle_sweep(void* self);  // Shard::IdleCheck
+  void charge(std::size_t n);             // traffic shaping: a token bucket per connection
+  bool throttle();                        // true: reading paused until the bucket refills
   void send(std::string_view data);
   void send(const xml::Element& el);
   void do_write();
@@ -189,6 +191,11 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   double tokens_;  // bytes this connection may still send before it is throttled
   std::chrono::steady_clock::time_point refilled_;
   bool throttled_ = false;
+  // Reads so far, and at the last idle sweep: a session without a read between two sweeps is
+  // quiet, and frees what it can rebuild (its parser, its output buffers).
+  std::uint32_t reads_ = 0;
+  std::uint32_t reads_at_sweep_ = 0;
+  bool idle_watched_ = false;
 
   std::string stream_id_;
   std::string host_;

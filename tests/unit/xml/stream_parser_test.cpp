@@ -86,19 +86,27 @@ TEST(StreamParser, TranscriptInOneFeed) {
   EXPECT_EQ(events, expected);
 }
 
-TEST(StreamParser, TranscriptSplitAtEveryByte) {
+// With release: the parser is freed at the split whenever it is at a stanza boundary there
+// (release() is a no-op elsewhere), and the rest must parse as if nothing happened.
+void split_at_every_byte(bool release) {
   const auto expected = reference_events();
   ASSERT_EQ(expected.size(), 12u);
+  std::size_t releases = 0;
   for (std::size_t split = 0; split <= kTranscript.size(); ++split) {
     Recorder rec;
     StreamParser parser(rec);
     restart_after_auth(rec, parser);
     std::string_view all = kTranscript;
     ASSERT_FALSE(feed_all(parser, all.substr(0, split))) << "split " << split;
+    if (release && parser.release()) ++releases;
     ASSERT_FALSE(feed_all(parser, all.substr(split))) << "split " << split;
     ASSERT_EQ(rec.events, expected) << "split " << split;
   }
+  if (release) EXPECT_GE(releases, 9u);  // after each complete stanza of the second stream
 }
+
+TEST(StreamParser, TranscriptSplitAtEveryByte) { split_at_every_byte(false); }
+TEST(StreamParser, ReleaseSplitAtEveryByte) { split_at_every_byte(true); }
 
 TEST(StreamParser, TranscriptInOneByteChunks) {
   Recorder rec;
@@ -106,6 +114,103 @@ TEST(StreamParser, TranscriptInOneByteChunks) {
   restart_after_auth(rec, parser);
   ASSERT_FALSE(feed_all(parser, kTranscript, 1));
   EXPECT_EQ(rec.events, reference_events());
+}
+
+// release() frees expat between stanzas of an idle stream; the next feed() must resume as if
+// nothing happened, wherever the bytes are split around the release.
+std::optional<StreamError> feed_releasing(StreamParser& parser, std::string_view data,
+                                          std::size_t chunk, std::size_t& released) {
+  while (!data.empty()) {
+    auto r = parser.feed(data.substr(0, chunk));
+    if (r.error) return r.error;
+    data.remove_prefix(r.consumed);
+    if (parser.release()) {
+      EXPECT_TRUE(parser.released());
+      ++released;
+    }
+  }
+  return std::nullopt;
+}
+
+TEST(StreamParser, ReleaseAndResumeAtEveryChunkSize) {
+  const auto expected = reference_events();
+  for (std::size_t chunk = 1; chunk <= 64; ++chunk) {
+    Recorder rec;
+    StreamParser parser(rec);
+    restart_after_auth(rec, parser);
+    std::size_t released = 0;
+    ASSERT_FALSE(feed_releasing(parser, kTranscript, chunk, released)) << "chunk " << chunk;
+    ASSERT_EQ(rec.events, expected) << "chunk " << chunk;
+    // Byte by byte, every boundary of the second stream is seen; larger chunks rarely end on one.
+    if (chunk == 1) EXPECT_GE(released, 9u);
+  }
+}
+
+TEST(StreamParser, ReleaseKeepsPrefixesAndNamespaces) {
+  Recorder rec;
+  StreamParser parser(rec);
+  // Unusual but legal: another prefix for the streams namespace, an extra prefix, and a
+  // namespace URI that needs escaping.
+  ASSERT_FALSE(parser
+                   .feed("<s:stream xmlns:s='http://etherx.jabber.org/streams' "
+                         "xmlns='jabber:client' xmlns:x='urn:x:&apos;&amp;&lt;&#10;' "
+                         "version='1.0'>")
+                   .error);
+  EXPECT_TRUE(parser.release());  // right after the header is a boundary too
+  ASSERT_EQ(rec.headers.size(), 1u);
+  EXPECT_TRUE(parser.released());
+  ASSERT_FALSE(parser.feed("<message to='a@b'><x:y/><body>hi</body></mess").error);
+  EXPECT_FALSE(parser.release());  // mid-stanza
+  EXPECT_FALSE(parser.released());
+  ASSERT_FALSE(parser.feed("age>  ").error);
+  ASSERT_EQ(rec.stanzas.size(), 1u);
+  EXPECT_TRUE(parser.release());  // whitespace after the stanza is complete
+  ASSERT_FALSE(parser.feed("<s:error><x:z/></s:error>").error);
+  EXPECT_TRUE(parser.release());
+  ASSERT_FALSE(parser.feed("</s:stream>").error);
+  EXPECT_EQ(rec.events.size(), 4u);  // open, message, error, close: no second open
+  ASSERT_EQ(rec.stanzas.size(), 2u);
+  EXPECT_EQ(to_string(rec.stanzas[0], ""),
+            "<message xmlns='jabber:client' to='a@b'><y xmlns='urn:x:&apos;&amp;&lt;&#10;'/>"
+            "<body>hi</body></message>");
+  EXPECT_EQ(rec.stanzas[1].name(), "error");
+  EXPECT_EQ(rec.stanzas[1].xmlns(), "http://etherx.jabber.org/streams");
+  EXPECT_EQ(rec.events.back(), "close");
+  EXPECT_FALSE(parser.stream_open());
+  EXPECT_FALSE(parser.release());  // the stream is over
+}
+
+TEST(StreamParser, ReleasedParserKeepsLimitsAndErrors) {
+  Recorder rec;
+  StreamParser parser(rec, ParserLimits{.max_stanza_bytes = 100});
+  ASSERT_FALSE(parser.feed(std::string(kClientHeader) + "<presence/>").error);
+  ASSERT_TRUE(parser.release());
+  // A wrong end tag for the stream is still caught after a resume.
+  Recorder rec2;
+  StreamParser other(rec2);
+  ASSERT_FALSE(other.feed(std::string(kClientHeader)).error);
+  ASSERT_TRUE(other.release());
+  EXPECT_EQ(other.feed("</stream:streamx>").error, StreamError::not_well_formed);
+  // The stanza-size limit counts from the stanza's start, not from the resume.
+  auto r = parser.feed("<message><body>" + std::string(120, 'a'));
+  EXPECT_EQ(r.error, StreamError::policy_violation);
+}
+
+TEST(StreamParser, ReleaseRefusedBeforeTheHeaderAndAfterErrors) {
+  Recorder rec;
+  StreamParser parser(rec);
+  EXPECT_FALSE(parser.release());
+  ASSERT_FALSE(parser.feed("<stream:stream xmlns='jabber:client' ").error);
+  EXPECT_FALSE(parser.release());
+  ASSERT_FALSE(parser.feed("xmlns:stream='http://etherx.jabber.org/streams'>\r").error);
+  parser.release();  // a lone CR may be the start of CRLF: whether expat holds it is its business
+  ASSERT_FALSE(parser.feed("\n<presence/>").error);
+  EXPECT_EQ(rec.stanzas.size(), 1u);
+  EXPECT_TRUE(parser.release());
+  EXPECT_TRUE(parser.feed("text").error);
+  EXPECT_FALSE(parser.release());
+  parser.reset();
+  EXPECT_FALSE(parser.released());
 }
 
 TEST(StreamParser, HeaderFields) {
