@@ -1,4 +1,5 @@
 // stanzad: the XMPP server's entry point (command line, logging, start-up).
+#include <malloc.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -81,6 +82,12 @@ int main(int argc, char** argv) {
   // TLS writes go through OpenSSL's socket BIO (write(2)): a peer that hung up must give
   // EPIPE on that connection, not a signal that ends the server.
   std::signal(SIGPIPE, SIG_IGN);
+  // glibc gives every thread that allocates an arena of its own (up to 8 per core): the
+  // shards, the worker pool, the storage writer. An idle session's memory then ends up spread
+  // over several arenas, each fragmented its own way: 22.4 KiB RSS per idle TLS session with
+  // the default against 19.5 with two arenas (2,000 sessions). Small blocks come from each
+  // thread's cache without taking the arena lock, so sharing costs little.
+  mallopt(M_ARENA_MAX, 2);
   const rlim_t descriptor_limit = raise_descriptor_limit();
   std::string config_file = STANZAD_DEFAULT_CONFIG;
   for (int i = 1; i < argc; ++i) {

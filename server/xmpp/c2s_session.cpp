@@ -260,6 +260,8 @@ bool C2SSession::on_idle_sweep(void* p) {
     std::string().swap(self->out_);
     std::string().swap(self->writing_);
   }
+  self->backlog_.shrink_to_fit();     // frees only when empty
+  self->sm_.unacked.shrink_to_fit();  // (everything acknowledged)
   return true;
 }
 

@@ -7,7 +7,7 @@
 #include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <deque>
+#include <boost/container/deque.hpp>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -54,6 +54,11 @@ class InboundAcks : public std::enable_shared_from_this<InboundAcks> {
 class C2SSession : public std::enable_shared_from_this<C2SSession>,
                    private xml::StreamParser::Handler,
                    private plugin::SessionSink {
+  // Boost's deque allocates nothing until used and frees everything in shrink_to_fit() when
+  // empty; std::deque allocates about 600 bytes at construction, for each of a session's queues.
+  template <class T>
+  using Queue = boost::container::deque<T>;
+
  public:
   C2SSession(Server& server, net::Shard& shard, boost::asio::ip::tcp::socket socket,
              bool direct_tls);
@@ -135,7 +140,7 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
     std::string id;
     std::shared_ptr<InboundAcks> in;  // stanzas from the client, and which are done
     std::uint32_t acked = 0;          // stanzas the client acknowledged
-    std::deque<std::string> unacked;  // sent, not acknowledged, oldest first
+    Queue<std::string> unacked;       // sent, not acknowledged, oldest first
   };
   struct Transfer {
     Jid jid;
@@ -174,10 +179,10 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   bool tls_ = false;
   bool header_sent_ = false;
   bool reading_ = false;
-  bool waiting_ = false;              // an asynchronous step (credentials, binding) is pending
-  bool in_parser_ = false;            // inside a StreamParser callback
-  bool left_ = false;                 // unbound from the router
-  std::deque<xml::Element> backlog_;  // stanzas that arrived while waiting_
+  bool waiting_ = false;         // an asynchronous step (credentials, binding) is pending
+  bool in_parser_ = false;       // inside a StreamParser callback
+  bool left_ = false;            // unbound from the router
+  Queue<xml::Element> backlog_;  // stanzas that arrived while waiting_
 
   xml::StreamParser parser_;
   std::string out_;      // bytes queued for the next write
