@@ -228,6 +228,12 @@ void Router::bind(const Jid& full, SessionHandle handle, std::function<void(bool
       // RFC 6120 §7.7.2.2: the newer session wins; the older one is told why it ends.
       spdlog::info("c2s replacing session jid={} old={} new={}", full.str(), old->handle.id,
                    handle.id);
+      // The replaced resource goes unavailable first: contacts saw it online, and the new
+      // session has sent no presence yet.
+      if (old->available) went_unavailable(account, *old, full);
+      Account& again = here().accounts[full.bare_str()];
+      old = again.find(full.resource());
+      assert(old != nullptr);
       SessionHandle previous = std::exchange(old->handle, handle);
       old->available = false;
       old->priority = 0;
@@ -292,26 +298,9 @@ void Router::unbind(const Jid& full, std::uint64_t session_id) {
     auto res = std::find_if(account.resources.begin(), account.resources.end(),
                             [&](const Resource& r) { return r.handle.id == session_id; });
     if (res == account.resources.end()) return;  // already replaced
-    bool was_available = res->available;
-    if (was_available) {
-      // The session ended without unavailable presence: plugins (presence to contacts) learn
-      // it while the resource is still listed, unavailable, with its properties.
-      res->available = false;
-      res->priority = 0;
-      res->presence.reset();
-      xml::Element unavailable("presence", std::string(ns::client));
-      unavailable.set_attr("type", "unavailable");
-      unavailable.set_attr("from", full.str());
-      Routed r{std::move(unavailable), full, full.bare()};
-      // RFC 6121 §4.5.2: the account's other resources learn this one is gone.
-      for (auto& other : account.resources) {
-        if (!other.available) continue;
-        xml::Element copy = r.stanza;
-        copy.set_attr("to", full.bare_str() + "/" + other.resource);
-        deliver_to(other.handle, std::move(copy));
-      }
-      fire_account_presence(r, false);
-    }
+    // The session ended without unavailable presence: plugins (presence to contacts) learn
+    // it while the resource is still listed, unavailable, with its properties.
+    if (res->available) went_unavailable(account, *res, full);
     // Handlers ran: look the account and the resource up again.
     it = owned.accounts.find(full.bare_str());
     if (it == owned.accounts.end()) return;
@@ -321,6 +310,24 @@ void Router::unbind(const Jid& full, std::uint64_t session_id) {
     if (res != resources.end()) resources.erase(res);
     if (resources.empty()) owned.accounts.erase(it);
   });
+}
+
+void Router::went_unavailable(Account& account, Resource& res, const Jid& full) {
+  res.available = false;
+  res.priority = 0;
+  res.presence.reset();
+  xml::Element unavailable("presence", std::string(ns::client));
+  unavailable.set_attr("type", "unavailable");
+  unavailable.set_attr("from", full.str());
+  Routed r{std::move(unavailable), full, full.bare()};
+  // RFC 6121 §4.5.2: the account's other resources learn this one is gone.
+  for (auto& other : account.resources) {
+    if (!other.available) continue;
+    xml::Element copy = r.stanza;
+    copy.set_attr("to", full.bare_str() + "/" + other.resource);
+    deliver_to(other.handle, std::move(copy));
+  }
+  fire_account_presence(r, false);
 }
 
 void Router::broadcast_own_presence(Routed r, std::uint64_t session_id) {

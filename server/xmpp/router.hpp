@@ -116,6 +116,10 @@ class Router {
   void route_to_host(Routed r);
   // account/presence (and account/available when `initial`) for plugins, on the owner shard.
   void fire_account_presence(Routed& r, bool initial);
+  // An available resource went away without unavailable presence (its session ended, or a new
+  // session took its resource): its siblings and the plugins (account/presence) learn it, while
+  // it is still listed. Handlers may run: look the account up again afterwards.
+  void went_unavailable(Account& account, Resource& res, const Jid& full);
 
   net::ShardSet& shards_;
   std::vector<std::string> hosts_;

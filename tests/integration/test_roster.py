@@ -350,6 +350,19 @@ class Roster(unittest.TestCase):
         text = self.iq(n, "<query xmlns='jabber:iq:last'/>", "up", to=HOST)
         self.assertRegex(text, r"type='result'.*<query xmlns='jabber:iq:last' seconds='\d+'")
 
+    def test_a_replaced_session_is_seen_going_unavailable(self):
+        romeo, juliet = self.users("romeo", "juliet")
+        r = self.login(romeo)
+        j = self.login(juliet)
+        self.make_mutual(r, j)
+        # A new connection binds Juliet's resource (RFC 6120 §7.7.2.2: the old one gets
+        # `conflict`) and stays unavailable: Romeo must not keep seeing the old one online.
+        newer = self.login(juliet, roster=False, presence=None)
+        self.assertIn("<conflict", j.read_to_close())
+        self.expect(r, self.pres(f"{juliet}/r", "unavailable"))
+        newer.send("<presence/>")
+        self.expect(r, self.pres(f"{juliet}/r"))
+
     def test_account_deletion_leaves_no_roster_data(self):
         romeo, juliet = self.users("romeo", "juliet")
         r = self.login(romeo)
