@@ -466,6 +466,26 @@ void FakeHost::fill_api() {
     if (f->fail_storage_) return -1;
     return f->users_.count(std::string(view(bare))) ? 1 : 0;
   };
+  api_.user_create = [](sz_host* h, sz_str bare, sz_str) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    auto j = xmpp::Jid::parse(view(bare));
+    if (!j || j->node().empty() || !j->is_bare()) return -2;
+    return f->users_.insert(j->bare_str()).second ? 1 : 0;
+  };
+  api_.user_remove = [](sz_host* h, sz_str bare) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    auto j = xmpp::Jid::parse(view(bare));
+    if (!j) return -1;
+    return f->users_.erase(j->bare_str()) ? 1 : 0;
+  };
+  api_.user_set_password = [](sz_host* h, sz_str bare, sz_str) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    auto j = xmpp::Jid::parse(view(bare));
+    return j && f->users_.count(j->bare_str()) ? 1 : 0;
+  };
   api_.kv_keys = [](sz_host* h, sz_str user, sz_str store, sz_str_fn fn, void* ud) -> int {
     FakeHost* f = fake(h);
     if (f->fail_storage_) return -1;

@@ -35,6 +35,7 @@ struct Event {
   std::string error_text;
   std::vector<xml::Element> error_payload;  // appended to the <error/> after the condition
   SessionSink* sink = nullptr;              // the session, when the event has one here
+  std::string_view remote_address;          // the session's client IP, when it has one
 };
 
 inline sz_event* to_c(Event* e) { return reinterpret_cast<sz_event*>(e); }

@@ -710,6 +710,8 @@ int event_index(lua_State* L) {
     push_sz_or_nil(L, api->event_to(slot->ev));
   } else if (eq(k, len, "session_jid")) {
     push_sz_or_nil(L, api->event_session_jid(slot->ev));
+  } else if (eq(k, len, "remote_address")) {
+    push_sz_or_nil(L, api->event_remote_address(slot->ev));
   } else {
     return 0;
   }
@@ -1403,6 +1405,36 @@ int m_offline_take(lua_State* L) {
   return 1;
 }
 
+// module:user_create(bare_jid, password) -> true | false, "exists" | false, "invalid" (not a
+// valid local account JID); raises on a storage error.
+int m_user_create(lua_State* L) {
+  Instance* inst = self_inst(L);
+  int r = inst->api->user_create(inst->host, to_sz(L, 2), to_sz(L, 3));
+  if (r == -1) return luaL_error(L, "could not create account %s", lua_tostring(L, 2));
+  lua_pushboolean(L, r == 1);
+  if (r == 1) return 1;
+  lua_pushstring(L, r == 0 ? "exists" : "invalid");
+  return 2;
+}
+
+// module:user_remove(bare_jid) -> true (removed) | false (no such account); raises on error.
+int m_user_remove(lua_State* L) {
+  Instance* inst = self_inst(L);
+  int r = inst->api->user_remove(inst->host, to_sz(L, 2));
+  if (r < 0) return luaL_error(L, "could not remove account %s", lua_tostring(L, 2));
+  lua_pushboolean(L, r == 1);
+  return 1;
+}
+
+// module:user_set_password(bare_jid, password) -> true | false (no such account).
+int m_user_set_password(lua_State* L) {
+  Instance* inst = self_inst(L);
+  int r = inst->api->user_set_password(inst->host, to_sz(L, 2), to_sz(L, 3));
+  if (r < 0) return luaL_error(L, "could not change the password of %s", lua_tostring(L, 2));
+  lua_pushboolean(L, r == 1);
+  return 1;
+}
+
 void register_module(lua_State* L) {
   static const luaL_Reg methods[] = {
       {"hook", m_hook},
@@ -1431,6 +1463,9 @@ void register_module(lua_State* L) {
       {"offline_push", m_offline_push},
       {"offline_count", m_offline_count},
       {"offline_take", m_offline_take},
+      {"user_create", m_user_create},
+      {"user_remove", m_user_remove},
+      {"user_set_password", m_user_set_password},
       {nullptr, nullptr},
   };
   lua_createtable(L, 0, 1);  // the metatable of module tables

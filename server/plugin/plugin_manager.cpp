@@ -295,6 +295,22 @@ sz_host_api make_api() {
       return static_cast<int64_t>(s.offline_count(view(user_jid)));
     });
   };
+  a.user_create = [](sz_host* h, sz_str jid, sz_str password) -> int {
+    auto j = xmpp::Jid::parse(view(jid));
+    if (!j || j->node().empty() || !j->is_bare() || !g_router->is_local_host(j->domain()))
+      return -2;  // not a local account's JID
+    return storage_call(h, "account creation", -1,
+                        [&](PluginStorage& s) { return s.create(j->str(), view(password)); });
+  };
+  a.user_remove = [](sz_host* h, sz_str jid) -> int {
+    return storage_call(h, "account removal", -1,
+                        [&](PluginStorage& s) { return s.remove(view(jid)); });
+  };
+  a.user_set_password = [](sz_host* h, sz_str jid, sz_str password) -> int {
+    return storage_call(h, "password change", -1, [&](PluginStorage& s) {
+      return s.set_password(view(jid), view(password));
+    });
+  };
   a.offline_take = [](sz_host* h, sz_str user_jid, sz_str_fn fn, void* user) -> int {
     return storage_call(h, "offline take", -1, [&](PluginStorage& s) {
       auto all = s.offline_take(view(user_jid));

@@ -40,6 +40,11 @@ struct PluginStorage {
   virtual std::size_t offline_push(std::string_view user_jid, std::string_view stanza) = 0;
   virtual std::size_t offline_count(std::string_view user_jid) = 0;
   virtual std::vector<std::string> offline_take(std::string_view user_jid) = 0;
+  // Accounts: 1 done, 0 exists (create) / no such account (remove, set_password). Creating and
+  // removing tell plugins (user/created, user/deleted) and end a removed account's sessions.
+  virtual int create(std::string_view bare_jid, std::string_view password) = 0;
+  virtual int remove(std::string_view bare_jid) = 0;
+  virtual int set_password(std::string_view bare_jid, std::string_view password) = 0;
 };
 
 // The pipeline: one hook registry per shard. fire() runs on the calling shard.

@@ -109,6 +109,7 @@ void fill_stanza_api(sz_host_api& a) {
     std::unique_ptr<xml::Element> el(from_c(payload));
     from_c(e)->error_payload.push_back(std::move(*el));
   };
+  a.event_remote_address = [](sz_event* e) { return str(from_c(e)->remote_address); };
   a.event_session_write = [](sz_event* e, sz_stanza* stanza) -> int {
     std::unique_ptr<xml::Element> el(from_c(stanza));
     Event* ev = from_c(e);

@@ -710,6 +710,19 @@ void C2SSession::handle_negotiation(xml::Element&& el) {
     }
     return;
   }
+  if (el.xmlns() == ns::client && el.name() == "iq" && (tls_ || !server_.config().require_tls)) {
+    // A plugin may answer an iq before authentication (XEP-0077 in-band registration); it
+    // writes its answer with event_session_write.
+    plugin::Event ev;
+    auto domain = Jid::parse(host_);  // the virtual host the stream was opened to
+    ev.name = "stream/preauth";
+    ev.stanza = &el;
+    ev.to = domain ? &*domain : nullptr;
+    ev.host = host_;
+    ev.sink = this;
+    ev.remote_address = ip_;
+    if (server_.pipeline().fire(ev) == SZ_HANDLED) return;
+  }
   // RFC 6120 §4.9.3.12: nothing but negotiation before authentication.
   close_with_stream_error("not-authorized", "authenticate first");
 }
@@ -1086,6 +1099,7 @@ void C2SSession::handle_bound(xml::Element&& stanza) {
     ev.session = &*jid_;
     ev.host = host_;
     ev.sink = this;
+    ev.remote_address = ip_;
     sz_verdict v = server_.pipeline().fire(ev);
     if (v == SZ_HANDLED) return;
     if (v == SZ_ERROR) {

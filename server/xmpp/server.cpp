@@ -38,7 +38,31 @@ net::CertificatePaths certificate_paths(const config::Config& c) {
 // Plugins' per-user documents (the C ABI's kv_get/kv_set) in the storage's document store.
 class StorageKeyValue : public plugin::PluginStorage {
  public:
-  explicit StorageKeyValue(storage::Storage& storage) : storage_(storage) {}
+  using Notify = std::function<void(const Jid& bare, bool created)>;
+  StorageKeyValue(storage::Storage& storage, std::uint32_t iterations, Notify notify)
+      : storage_(storage), iterations_(iterations), notify_(std::move(notify)) {}
+
+  int create(std::string_view bare_jid, std::string_view password) override {
+    auto jid = account(bare_jid);
+    if (storage_.create(jid.domain(), jid.node(), password, iterations_) ==
+        storage::Storage::Result::exists)
+      return 0;
+    notify_(jid, true);
+    return 1;
+  }
+  int remove(std::string_view bare_jid) override {
+    auto jid = account(bare_jid);
+    if (storage_.remove(jid.domain(), jid.node()) == storage::Storage::Result::not_found) return 0;
+    notify_(jid, false);
+    return 1;
+  }
+  int set_password(std::string_view bare_jid, std::string_view password) override {
+    auto jid = account(bare_jid);
+    return storage_.set_password(jid.domain(), jid.node(), password, iterations_) ==
+                   storage::Storage::Result::not_found
+               ? 0
+               : 1;
+  }
 
   std::optional<std::string> get(std::string_view user_jid, std::string_view store,
                                  std::string_view key) override {
@@ -89,6 +113,8 @@ class StorageKeyValue : public plugin::PluginStorage {
     return jid->bare();
   }
   storage::Storage& storage_;
+  std::uint32_t iterations_;
+  Notify notify_;
 };
 
 }  // namespace
@@ -104,7 +130,9 @@ Server::Server(config::Config config)
       per_shard_(shards_.size()) {
   router_.set_pipeline(&pipeline_);
   plugins_ = std::make_unique<plugin::PluginManager>(shards_, pipeline_, router_, config_);
-  kv_ = std::make_unique<StorageKeyValue>(*accounts_);
+  kv_ = std::make_unique<StorageKeyValue>(
+      *accounts_, config_.limits.scram_iterations,
+      [this](const Jid& jid, bool created) { account_changed(jid, created, false); });
   plugins_->set_storage(kv_.get());
   spdlog::info("storage open {} schema={}", accounts_->describe(), accounts_->schema_version());
 }
@@ -360,6 +388,30 @@ void Server::do_control_accept() {
   });
 }
 
+// Plugins hear user/created or user/deleted on the account's owner shard, and a deleted
+// account's sessions end. `wait`: until the handlers ran (never from a shard thread).
+void Server::account_changed(const Jid& bare, bool created, bool wait) {
+  auto fire = [this, bare, created] {
+    plugin::Event ev;
+    ev.name = created ? "user/created" : "user/deleted";
+    ev.from = &bare;
+    ev.to = &bare;
+    ev.host = bare.domain();
+    pipeline_.fire(ev);
+  };
+  if (wait) {
+    std::latch done(1);
+    shards_.owner_of(bare.bare_str()).run([&] {
+      fire();
+      done.count_down();
+    });
+    done.wait();
+  } else {
+    boost::asio::post(shards_.owner_of(bare.bare_str()).context(), fire);
+  }
+  if (!created) router_.close_account(bare, "not-authorized", "account deleted");
+}
+
 // One request per connection: "plugin list", "plugin load|unload|reload NAME [HOST]",
 // "reload" (as SIGHUP). The answer's last line is "ok" or "error: why".
 std::string Server::control_command(const std::string& line) {
@@ -378,19 +430,7 @@ std::string Server::control_command(const std::string& line) {
     auto jid = Jid::parse(words[2]);
     if (!jid || jid->node().empty() || !jid->is_bare() || !router_.is_local_host(jid->domain()))
       return error("'" + words[2] + "' is not a local account");
-    std::string event = "user/" + words[1];
-    std::latch done(1);
-    shards_.owner_of(jid->bare_str()).run([&] {
-      plugin::Event ev;
-      ev.name = event;
-      ev.from = &*jid;
-      ev.to = &*jid;
-      ev.host = jid->domain();
-      pipeline_.fire(ev);
-      done.count_down();
-    });
-    done.wait();
-    if (words[1] == "deleted") router_.close_account(*jid, "not-authorized", "account deleted");
+    account_changed(*jid, words[1] == "created", true);
     return "ok\n";
   }
   if (words[0] != "plugin" || words.size() < 2) return error("unknown command '" + line + "'");

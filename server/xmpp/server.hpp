@@ -86,6 +86,7 @@ class Server {
   void start_control();
   void do_control_accept();
   std::string control_command(const std::string& line);
+  void account_changed(const Jid& bare, bool created, bool wait);
   void reload_config();
   void fire_everywhere(std::string_view event);
   void do_accept(Listener& l);

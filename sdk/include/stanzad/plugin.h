@@ -220,6 +220,17 @@ typedef struct {
    * session's stream at once, before the stanza being processed, without passing `stanza/out`
    * again. @return 0, or -1 when the event has no session (the stanza is freed). */
   int (*event_session_write)(sz_event *, sz_stanza *stanza);
+  /** The client's IP address for events of a session (stanza/in, stream/preauth…), else empty. */
+  sz_str (*event_remote_address)(sz_event *);
+  /** Creates a local account (the JID's node is normalized; SCRAM keys are derived and stored,
+   * never the password); `user/created` fires on its owner shard. @return 1 created, 0 it
+   * exists, -2 not a valid local account JID (e.g. a node nodeprep refuses), -1 error. */
+  int (*user_create)(sz_host *, sz_str bare_jid, sz_str password);
+  /** Removes a local account with every document and queue it had; `user/deleted` fires on its
+   * owner shard and its sessions end with <not-authorized/>. @return 1, 0 none, -1 error. */
+  int (*user_remove)(sz_host *, sz_str bare_jid);
+  /** Replaces an account's password (its SCRAM keys). @return 1, 0 no such account, -1 error. */
+  int (*user_set_password)(sz_host *, sz_str bare_jid, sz_str password);
 } sz_host_api;
 
 #define SZ_STAGE_PRE_AUTH 0

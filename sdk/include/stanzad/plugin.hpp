@@ -180,6 +180,10 @@ class Event {
   std::string_view from() const { return detail::view(detail::api->event_from(e_)); }
   std::string_view to() const { return detail::view(detail::api->event_to(e_)); }
   std::string_view session_jid() const { return detail::view(detail::api->event_session_jid(e_)); }
+  /// The client's IP address for a session's events (stanza/in, stream/preauth), else empty.
+  std::string_view remote_address() const {
+    return detail::view(detail::api->event_remote_address(e_));
+  }
   /// Sends `reply` to the stanza's sender, from the stanza's target.
   void reply(Stanza&& reply) { detail::api->event_reply(e_, reply.release()); }
   /// Sets the error to bounce and returns Verdict::error: `return ev.error("not-allowed");`
@@ -377,6 +381,26 @@ class Module {
   bool user_exists(std::string_view bare_jid) {
     int r = detail::api->user_exists(h_, detail::str(bare_jid));
     if (r < 0) throw std::runtime_error("storage error");
+    return r == 1;
+  }
+  /// Creates a local account: true, or false if it exists; throws std::invalid_argument for a
+  /// JID that is no valid local account, std::runtime_error on a storage error. Plugins hear
+  /// user/created.
+  bool user_create(std::string_view bare_jid, std::string_view password) {
+    int r = detail::api->user_create(h_, detail::str(bare_jid), detail::str(password));
+    if (r == -2) throw std::invalid_argument("not a valid local account JID");
+    if (r < 0) throw std::runtime_error("could not create the account");
+    return r == 1;
+  }
+  /// Removes a local account and everything stored for it; its sessions end. False if none.
+  bool user_remove(std::string_view bare_jid) {
+    int r = detail::api->user_remove(h_, detail::str(bare_jid));
+    if (r < 0) throw std::runtime_error("could not remove the account");
+    return r == 1;
+  }
+  bool user_set_password(std::string_view bare_jid, std::string_view password) {
+    int r = detail::api->user_set_password(h_, detail::str(bare_jid), detail::str(password));
+    if (r < 0) throw std::runtime_error("could not change the password");
     return r == 1;
   }
   /// The keys of a user's store, in order.
