@@ -20,6 +20,10 @@ std::atomic<std::uint64_t> allocations{0};
 
 }  // namespace
 
+// The replaced operator new is malloc itself, so freeing with free() is right; GCC 12 cannot
+// see that through the replacement and warns (-Wmismatched-new-delete).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 void* operator new(std::size_t n) {
   allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(n ? n : 1)) return p;

@@ -102,7 +102,9 @@ void split_at_every_byte(bool release) {
     ASSERT_FALSE(feed_all(parser, all.substr(split))) << "split " << split;
     ASSERT_EQ(rec.events, expected) << "split " << split;
   }
-  if (release) EXPECT_GE(releases, 9u);  // after each complete stanza of the second stream
+  if (release) {
+    EXPECT_GE(releases, 9u);  // after each complete stanza of the second stream
+  }
 }
 
 TEST(StreamParser, TranscriptSplitAtEveryByte) { split_at_every_byte(false); }
@@ -142,7 +144,9 @@ TEST(StreamParser, ReleaseAndResumeAtEveryChunkSize) {
     ASSERT_FALSE(feed_releasing(parser, kTranscript, chunk, released)) << "chunk " << chunk;
     ASSERT_EQ(rec.events, expected) << "chunk " << chunk;
     // Byte by byte, every boundary of the second stream is seen; larger chunks rarely end on one.
-    if (chunk == 1) EXPECT_GE(released, 9u);
+    if (chunk == 1) {
+      EXPECT_GE(released, 9u);
+    }
   }
 }
 
