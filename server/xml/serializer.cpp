@@ -56,11 +56,21 @@ void write_attr(std::string_view qname, std::string_view value, std::string& out
   out += '\'';
 }
 
+// An element in the xml namespace (<xml:x/> from a peer) keeps the prefix: that namespace may
+// not be made the default one (Namespaces in XML §3), so xmlns='...XML/1998/namespace' would
+// be a stream error at whoever receives it. The default namespace in scope stays the parent's.
+bool xml_prefixed(const Element& el) { return el.xmlns() == kXmlNs; }
+
+void write_name(const Element& el, std::string& out) {
+  if (xml_prefixed(el)) out.append("xml:");
+  out.append(el.name());
+}
+
 // Writes "<name xmlns=... attrs" (without the closing '>' or "/>").
 void write_start(const Element& el, std::string_view parent_ns, std::string& out) {
   out += '<';
-  out.append(el.name());
-  if (el.xmlns() != parent_ns) write_attr("xmlns", el.xmlns(), out);
+  write_name(el, out);
+  if (!xml_prefixed(el) && el.xmlns() != parent_ns) write_attr("xmlns", el.xmlns(), out);
 
   // Prefixes for "{uri}local" attributes, declared on this element only. Rare, so a small
   // linear list is fine.
@@ -107,6 +117,7 @@ void serialize(const Element& root, std::string& out, std::string_view parent_ns
   struct Frame {
     const Element* el;
     std::size_t next;
+    std::string_view ns;  // the default namespace in scope inside el
   };
   std::vector<Frame> stack;
 
@@ -116,7 +127,7 @@ void serialize(const Element& root, std::string& out, std::string_view parent_ns
       out += "/>";
     } else {
       out += '>';
-      stack.push_back(Frame{&el, 0});
+      stack.push_back(Frame{&el, 0, xml_prefixed(el) ? pns : std::string_view(el.xmlns())});
     }
   };
 
@@ -126,7 +137,7 @@ void serialize(const Element& root, std::string& out, std::string_view parent_ns
     const auto& nodes = top.el->nodes();
     if (top.next == nodes.size()) {
       out += "</";
-      out.append(top.el->name());
+      write_name(*top.el, out);
       out += '>';
       stack.pop_back();
       continue;
@@ -136,7 +147,7 @@ void serialize(const Element& root, std::string& out, std::string_view parent_ns
       escape_text(node.text(), out);
     } else {
       // open() may reallocate the stack: read what we need from top first.
-      std::string_view ns = top.el->xmlns();
+      std::string_view ns = top.ns;
       open(node.element(), ns);
     }
   }

@@ -120,6 +120,16 @@ TEST(Serializer, RoundTripOfParsedStanza) {
   EXPECT_EQ(to_string(first), in);
 }
 
+TEST(Serializer, ElementInTheXmlNamespaceKeepsItsPrefix) {
+  // Found by the stream parser fuzzer: written as <x xmlns='...XML/1998/namespace'/> (a
+  // namespace error) it would end the recipient's stream.
+  const std::string in =
+      "<message to='juliet@capulet.lit'><xml:x xml:lang='en'><y/>text</xml:x></message>";
+  Element first = parse_stanza(in);
+  EXPECT_EQ(to_string(first, "jabber:client"), in);
+  EXPECT_EQ(parse_stanza(to_string(first, "jabber:client")), first);
+}
+
 TEST(Serializer, DeepTreeIsIterative) {
   Element root("a");
   Element* cur = &root;
