@@ -13,14 +13,13 @@ SM = "xmlns='urn:xmpp:sm:3'"
 
 
 class StreamManagement(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(users=USERS, limits="resume-timeout='2'")
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+    # A server per test: a session one test leaves waiting for resumption has its messages
+    # routed again when its resume-timeout ends, into the next test's sessions of the same
+    # accounts if they shared a server (seen as a flake under load).
+    def setUp(self):
+        self.server = Server(users=USERS, limits="resume-timeout='2'")
+        self.server.start()
+        self.addCleanup(self.server.__exit__, None, None, None)
 
     def login(self, user, resource, priority=0, enable=None):
         raw = Raw(self.server)
