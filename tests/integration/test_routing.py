@@ -10,14 +10,13 @@ PASSWORDS = dict(USERS)
 
 
 class Routing(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(users=USERS)
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+    # A server per test: a session of the previous test that the server has not yet seen
+    # close (its connection was just dropped) would still be an available resource of the
+    # same account, and take messages meant for this test's (seen as a flake under load).
+    def setUp(self):
+        self.server = Server(users=USERS)
+        self.server.start()
+        self.addCleanup(self.server.__exit__, None, None, None)
 
     def login(self, user, resource, priority=None):
         raw = Raw(self.server)
