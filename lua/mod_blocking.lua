@@ -48,6 +48,7 @@ end
 -- Whether `jid` is matched by an item of `set` (XEP-0191 §4 via XEP-0016 §2.1): the full JID,
 -- the bare JID, domain/resource, or the domain.
 local function matches(set, jid)
+	if next(set) == nil then return false; end -- the usual case: nobody blocked, nothing to split
 	if set[jid] then return true; end
 	local node, domain, resource = split(jid);
 	if node and set[node .. "@" .. domain] then return true; end
@@ -287,9 +288,11 @@ local function guard_outbound(event)
 	end
 	local to = event.to;
 	if not to then return; end
+	local set = list_of(user, false).set;
+	if next(set) == nil then return; end -- nobody blocked: nothing to check
 	local _, domain = split(to);
 	if bare_of(to) == user or to == domain and module:is_local_host(domain) then return; end
-	if not matches(list_of(user, false).set, to) then return; end
+	if not matches(set, to) then return; end
 	if stanza.attr.type == "error" then return true; end -- never an error to an error
 	local reply = st.reply(stanza);
 	reply.attr.type = "error";

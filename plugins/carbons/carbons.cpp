@@ -5,6 +5,8 @@
 #include <stanzad/plugin.hpp>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace sz = stanzad::sdk;
@@ -78,6 +80,26 @@ class Carbons {
     m.hook("stanza/in", [this](sz::Event& ev) { return outgoing(ev); });
     m.hook("message/bare", [this](sz::Event& ev) { return incoming(ev); });
     m.hook("message/full", [this](sz::Event& ev) { return incoming(ev); });
+    m.hook("session/closed", [this](sz::Event& ev) {
+      std::string full(ev.session_jid());
+      if (is_enabled(full)) announce(full, false);
+      return sz::Verdict::pass;
+    });
+  }
+
+  // This shard's copy of which resources have carbons on (every shard holds the same, told
+  // by announce): most messages come from and go to accounts with none, and then cost
+  // nothing here — no copy, no trip to the owner shard, no listing of sessions.
+  void note(const std::string& full, bool enable) {
+    std::string bare(bare_of(full));
+    if (enable) {
+      enabled_[bare].insert(full);
+      return;
+    }
+    auto it = enabled_.find(bare);
+    if (it == enabled_.end()) return;
+    it->second.erase(full);
+    if (it->second.empty()) enabled_.erase(it);
   }
 
   // On the sender's owner shard: a <sent/> copy to each other enabled resource.
@@ -103,6 +125,7 @@ class Carbons {
     } else {
       m_.set_session(from, enabled_key, std::nullopt);
     }
+    announce(std::string(from), enable);
     log_.debug(enable ? "carbons enabled" : "carbons disabled", "jid", from);
     ev.reply(sz::iq_result(ev.stanza()));
     return sz::Verdict::handled;
@@ -117,6 +140,7 @@ class Carbons {
     std::string_view to = ev.to();
     // To the account itself (or no `to`): its resources get it as received copies.
     if (to.empty() || bare_of(to) == bare_of(from)) return sz::Verdict::pass;
+    if (!any_enabled(bare_of(from), from)) return sz::Verdict::pass;
     if (!eligible(msg, true)) return sz::Verdict::pass;
     auto copy = std::make_shared<sz::Stanza>(sz::Stanza::copy_of(msg));
     if (!copy->has_attr("to")) copy->set_attr("to", to);
@@ -135,6 +159,7 @@ class Carbons {
       msg.remove_child("private", carbons_ns);  // §9: the recipient need not see it
       return sz::Verdict::pass;
     }
+    if (!any_enabled(bare, {})) return sz::Verdict::pass;
     if (!eligible(msg, false) || from_offline_store(msg, domain_of(to))) return sz::Verdict::pass;
 
     struct Res {
@@ -173,8 +198,26 @@ class Carbons {
     return sz::Verdict::pass;
   }
 
+  // Tells every shard (this one included, in order with its other tasks). A message sent on
+  // another shard in the instant before the news arrives gets no copy.
+  void announce(const std::string& full, bool enable) {
+    for (std::uint32_t shard = 0; shard < m_.shards(); ++shard)
+      m_.post<Carbons>(shard, [full, enable](Carbons& self) { self.note(full, enable); });
+  }
+  bool is_enabled(const std::string& full) const {
+    auto it = enabled_.find(std::string(bare_of(full)));
+    return it != enabled_.end() && it->second.count(full) != 0;
+  }
+  // Whether a resource of `bare` other than `except` has carbons on.
+  bool any_enabled(std::string_view bare, std::string_view except) const {
+    auto it = enabled_.find(std::string(bare));
+    if (it == enabled_.end()) return false;
+    return it->second.size() > 1 || except.empty() || !it->second.count(std::string(except));
+  }
+
   sz::Module& m_;
   sz::Logger log_;
+  std::unordered_map<std::string, std::unordered_set<std::string>> enabled_;  // bare -> full
 };
 
 }  // namespace

@@ -165,6 +165,7 @@ void romeo_online(FakeHost& host) {
                        iq_set(r, "<enable xmlns='urn:xmpp:carbons:2'/>"));
     ASSERT_TRUE(v.handled());
   }
+  host.run_posted();  // every shard learns which resources have carbons on
   host.clear_sent();
 }
 
@@ -209,6 +210,30 @@ TEST(CarbonsPlugin, SentCopiesGoToTheOtherEnabledResources) {
       << carbon;
   EXPECT_TRUE(contains(carbon, "<body>neither, fair saint</body>"));
   EXPECT_TRUE(contains(carbon, "type='chat'"));
+}
+
+// Accounts with no carbons-enabled resource cost nothing: no copy, no trip to the owner shard.
+TEST(CarbonsPlugin, NoWorkWhenNoOtherResourceHasCarbonsOn) {
+  FakeHost host;
+  romeo_online(host);
+  auto send_from_a = [&] {
+    host.fire(
+        "stanza/in",
+        "<message type='chat' from='" + romeo_a + "' to='" + juliet + "'><body>b</body></message>",
+        {}, {}, romeo_a);
+    return host.run_posted();
+  };
+  EXPECT_EQ(1u, send_from_a());  // b has carbons on: the copy is made on the owner shard
+  host.fire("session/closed", {}, romeo_b, {}, romeo_b);
+  host.remove_session(romeo_b);
+  EXPECT_EQ(1u, host.run_posted());  // every shard learns b is gone
+  host.clear_sent();
+  EXPECT_EQ(0u, send_from_a());
+  EXPECT_TRUE(host.sent().empty());
+  // Juliet has no resource with carbons on: a message to her is not even looked at.
+  host.fire("message/bare", "<message type='chat' from='" + romeo_a + "' to='" + juliet +
+                                "'><body>b</body></message>");
+  EXPECT_TRUE(host.sent().empty());
 }
 
 TEST(CarbonsPlugin, PrivateNoCopyGroupchatAndHeadlineAreNotCopied) {
