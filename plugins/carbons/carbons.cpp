@@ -20,13 +20,9 @@ constexpr std::string_view delay_ns = "urn:xmpp:delay";
 constexpr std::string_view muc_user_ns = "http://jabber.org/protocol/muc#user";
 constexpr std::string_view enabled_key = "carbons:enabled";  // a session property, "1" or unset
 
-std::string_view bare_of(std::string_view jid) { return jid.substr(0, jid.find('/')); }
-std::string_view domain_of(std::string_view jid) {
-  jid = bare_of(jid);
-  auto at = jid.find('@');
-  return at == std::string_view::npos ? jid : jid.substr(at + 1);
-}
-bool is_bare(std::string_view jid) { return jid.find('/') == std::string_view::npos; }
+using sz::jid::bare_of;
+using sz::jid::domain_of;
+using sz::jid::is_bare;
 
 // §6, with Prosody's reading of it. `outgoing`: the account sent it (else it receives it).
 bool eligible(sz::StanzaRef msg, bool outgoing) {

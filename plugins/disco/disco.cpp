@@ -12,7 +12,7 @@ const sz_option options[] = {
     {"disco_name", SZ_OPT_STRING, "stanzad", 0, 0, "the server identity's name in disco#info"},
 };
 
-std::string_view bare_of(std::string_view jid) { return jid.substr(0, jid.find('/')); }
+using sz::jid::bare_of;
 
 }  // namespace
 

@@ -21,12 +21,8 @@ const sz_option options[] = {
      "messages kept for one account; more are refused with resource-constraint (0: store none)"},
 };
 
-std::string_view bare_of(std::string_view jid) { return jid.substr(0, jid.find('/')); }
-std::string_view domain_of(std::string_view jid) {
-  jid = bare_of(jid);
-  auto at = jid.find('@');
-  return at == std::string_view::npos ? jid : jid.substr(at + 1);
-}
+using sz::jid::bare_of;
+using sz::jid::domain_of;
 
 // XEP-0082 DateTime in UTC, e.g. 2026-11-28T00:01:02Z.
 std::string utc_stamp() {

@@ -35,12 +35,8 @@ const sz_option options[] = {
      "longest item name or group name, in bytes; longer ones get not-acceptable"},
 };
 
-std::string_view bare_of(std::string_view jid) { return jid.substr(0, jid.find('/')); }
-std::string_view domain_of(std::string_view jid) {
-  jid = bare_of(jid);
-  auto at = jid.find('@');
-  return at == std::string_view::npos ? jid : jid.substr(at + 1);
-}
+using sz::jid::bare_of;
+using sz::jid::domain_of;
 
 // The bare JID inside a roster item, node and domain lowercased (ASCII: the SDK has no
 // stringprep); nullopt when it is not a JID (RFC 7622 shape only).

@@ -23,7 +23,7 @@ const sz_option options[] = {
      "largest vCard (serialized XML) an account may store; larger sets get not-acceptable"},
 };
 
-std::string_view bare_of(std::string_view jid) { return jid.substr(0, jid.find('/')); }
+using sz::jid::bare_of;
 
 // RFC 4648 base64, skipping whitespace (BINVAL is often line-wrapped). nullopt when malformed.
 std::optional<std::string> base64_decode(std::string_view in) {

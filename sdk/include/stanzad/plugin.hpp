@@ -34,6 +34,18 @@ inline void collect(void* user, sz_str value) {
 
 enum class Verdict { pass = SZ_PASS, handled = SZ_HANDLED, error = SZ_ERROR };
 
+/// Parts of a JID the server already normalized (an event's from, to, session_jid; a stanza's
+/// server-stamped addresses): plain string slicing, no stringprep.
+namespace jid {
+inline std::string_view bare_of(std::string_view jid) { return jid.substr(0, jid.find('/')); }
+inline std::string_view domain_of(std::string_view jid) {
+  jid = bare_of(jid);
+  auto at = jid.find('@');
+  return at == std::string_view::npos ? jid : jid.substr(at + 1);
+}
+inline bool is_bare(std::string_view jid) { return jid.find('/') == std::string_view::npos; }
+}  // namespace jid
+
 namespace priority {
 inline constexpr int32_t guard = SZ_PRIORITY_GUARD;
 inline constexpr int32_t enrich = SZ_PRIORITY_ENRICH;
