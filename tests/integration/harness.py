@@ -107,6 +107,22 @@ class Server:
         return False
 
 
+class SharedServer(__import__("unittest").TestCase):
+    """Test cases sharing one server, started before the class's first test and stopped after
+    its last: SERVER holds the keyword arguments of Server. Tests must not leave state that
+    another relies on not being there (sessions of the same resource, messages in flight);
+    where they would, start a Server per test instead."""
+    SERVER = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server(**cls.SERVER).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)
+
+
 # ---- raw XML over TLS ---------------------------------------------------------------------
 
 def client_tls_context(cafile=None):

@@ -4,7 +4,7 @@ before a message with a body or when it becomes active, in their order."""
 import asyncio
 import unittest
 
-from harness import HOST, Server, raw_login, run, slix_client
+from harness import HOST, SharedServer, raw_login, run, slix_client
 
 USERS = [("romeo", "r0meo-secret"), ("juliet", "jul1et-secret"), ("nurse", "nur5e-secret")]
 PASSWORDS = dict(USERS)
@@ -36,15 +36,8 @@ def barrier(raw, token):
     return raw.read_iq(token)
 
 
-class Carbons(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(users=USERS, extra_config=PLUGINS)
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class Carbons(SharedServer):
+    SERVER = dict(users=USERS, extra_config=PLUGINS)
 
     def test_sent_and_received_copies_reach_the_other_resource(self):
         server = self.server

@@ -7,7 +7,7 @@ import os
 import re
 import unittest
 
-from harness import HOST, Raw, Server, run, scram_login, slix_client
+from harness import HOST, Raw, SharedServer, run, scram_login, slix_client
 
 USERS = [("romeo", "r0meo-secret"), ("juliet", "jul1et-secret"), ("nurse", "nur5e-secret")]
 PASSWORDS = dict(USERS)
@@ -38,15 +38,8 @@ async def slix_logout(*clients):
         await asyncio.wait_for(c.disconnect(), 10)
 
 
-class ImStorage(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(users=USERS, extra_config=PLUGINS)
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class ImStorage(SharedServer):
+    SERVER = dict(users=USERS, extra_config=PLUGINS)
 
     def login(self, user, resource, online=True):
         raw = Raw(self.server)

@@ -4,7 +4,7 @@ import re
 import time
 import unittest
 
-from harness import Raw, Server, scram_login
+from harness import Raw, SharedServer, scram_login
 
 USERS = [("romeo", "r0meo-secret"), ("juliet", "jul1et-secret"), ("nurse", "nurse-secret")]
 PASSWORDS = dict(USERS)
@@ -13,15 +13,8 @@ LIMITS = ("connections-per-ip='3' sessions-per-account='2' auth-failures-per-ip=
           "burst-bytes='20000'")
 
 
-class Limits(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(users=USERS, limits=LIMITS)
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class Limits(SharedServer):
+    SERVER = dict(users=USERS, limits=LIMITS)
 
     def raw(self, source):
         r = Raw(self.server, source=source)

@@ -7,7 +7,7 @@ import socket
 import time
 import unittest
 
-from harness import Raw, Server, scram_login
+from harness import Raw, Server, SharedServer, scram_login
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 USERS = [("romeo", "r0meo-secret"), ("juliet", "jul1et-secret")]
@@ -66,15 +66,8 @@ class PluginTestCase(unittest.TestCase):
         return raw.read_iq(iq_id)
 
 
-class BuiltIns(PluginTestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(users=USERS, extra_config=BUILTINS)
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class BuiltIns(SharedServer, PluginTestCase):
+    SERVER = dict(users=USERS, extra_config=BUILTINS)
 
     def test_disco_lists_what_every_plugin_declares(self):
         raw = self.login(self.server, "romeo", "disco")

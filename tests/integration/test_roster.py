@@ -13,7 +13,7 @@ import struct
 import time
 import unittest
 
-from harness import HOST, Raw, Server, run, scram_login, slix_client
+from harness import HOST, Raw, SharedServer, run, scram_login, slix_client
 
 PASSWORD = "s3cret-enough"
 PLUGINS = """
@@ -23,15 +23,8 @@ PLUGINS = """
 _names = itertools.count(1)
 
 
-class Roster(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(extra_config=PLUGINS)
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class Roster(SharedServer):
+    SERVER = dict(extra_config=PLUGINS)
 
     # ---- helpers ------------------------------------------------------------------------------
 

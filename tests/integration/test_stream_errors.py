@@ -2,21 +2,14 @@
 import base64
 import unittest
 
-from harness import HOST, Raw, Server, scram_login
+from harness import HOST, Raw, SharedServer, scram_login
 
 STREAM_NS = "xmlns='urn:ietf:params:xml:ns:xmpp-streams'"
 
 
-class StreamErrors(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = Server(users=[("romeo", "r0meo-secret"), ("juliet", "jul1et-secret")],
-                            limits="max-stanza-size='10000' max-depth='32'")
-        cls.server.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
+class StreamErrors(SharedServer):
+    SERVER = dict(users=[("romeo", "r0meo-secret"), ("juliet", "jul1et-secret")],
+                  limits="max-stanza-size='10000' max-depth='32'")
 
     def expect_stream_error(self, raw, condition):
         text = raw.read_to_close()
