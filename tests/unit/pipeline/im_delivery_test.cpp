@@ -305,13 +305,7 @@ TEST(CarbonsPlugin, PrivateIsRemovedBeforeDelivery) {
   FakeHost host;
   romeo_online(host);
   // A spy after every handler sees what the core would deliver.
-  auto path = std::filesystem::temp_directory_path() / "stanzad-im-delivery-spy.lua";
-  std::ofstream(path) << "module:hook('message/bare', function(event)\n"
-                         "  module:log('info', 'spy: %s', tostring(event.stanza));\n"
-                         "end, -2000);\n";
-  plugin::lua::set_runtime_path(std::string(STANZAD_SOURCE_DIR) + "/lua");
-  std::string error;
-  ASSERT_TRUE(host.load_lua("spy", path.string(), &error)) << error;
+  load_spy(host, "message/bare");
   auto r = host.fire("message/bare",
                      chat(romeo_bare, "secret", "<private xmlns='urn:xmpp:carbons:2'/>"));
   EXPECT_TRUE(r.passed());

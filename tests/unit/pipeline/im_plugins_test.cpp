@@ -29,15 +29,6 @@ void load_lua(FakeHost& host, const std::string& name) {
 
 // A Lua plugin that logs "spy: <stanza>" for every stanza/in, after every other handler: how a
 // test sees what earlier handlers made of the stanza.
-void load_spy(FakeHost& host) {
-  auto path = std::filesystem::temp_directory_path() / "stanzad-im-plugins-spy.lua";
-  std::ofstream(path) << "module:hook('stanza/in', function(event)\n"
-                         "  module:log('info', 'spy: %s', tostring(event.stanza));\n"
-                         "end, -2000);\n";
-  plugin::lua::set_runtime_path(std::string(STANZAD_SOURCE_DIR) + "/lua");
-  std::string error;
-  ASSERT_TRUE(host.load_lua("spy", path.string(), &error)) << error;
-}
 
 const std::string romeo = "romeo@example.org/orchard";
 const std::string juliet = "juliet@example.org/balcony";
@@ -143,7 +134,7 @@ TEST(VcardPlugin, StampsThePhotoHashOnOutgoingAvailablePresence) {
   for (const auto& c : cases) {
     FakeHost host({{"vcard_max_bytes", "2000000"}}, "example.org");
     ASSERT_TRUE(host.load_cxx(open_plugin("vcard")));
-    load_spy(host);
+    load_spy(host, "stanza/in");
     auto r = host.fire("iq-set/bare/vcard-temp:vCard", iq("set", "s1", romeo, "romeo@example.org",
                                                           vcard_with_photo(base64(c.data))));
     ASSERT_TRUE(r.handled()) << r.error_condition;
@@ -158,7 +149,7 @@ TEST(VcardPlugin, StampsThePhotoHashOnOutgoingAvailablePresence) {
 TEST(VcardPlugin, LeavesTheClientsOwnUpdateAndOtherPresenceAlone) {
   FakeHost host({}, "example.org");
   ASSERT_TRUE(host.load_cxx(open_plugin("vcard")));
-  load_spy(host);
+  load_spy(host, "stanza/in");
   // No vCard yet: nothing added.
   host.fire("stanza/in", "<presence from='" + romeo + "'/>", romeo, "", romeo);
   EXPECT_FALSE(host.logged("vcard-temp:x:update"));
