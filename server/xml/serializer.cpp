@@ -78,7 +78,7 @@ void write_start(const Element& el, std::string_view parent_ns, std::string& out
   for (const Attribute& a : el.attrs()) {
     std::string_view name = a.name;
     if (name.size() > 2 && name.front() == '{') {
-      std::size_t close = name.find('}');
+      std::size_t close = name.rfind('}');
       if (close != std::string_view::npos && close + 1 < name.size()) {
         std::string_view uri = name.substr(1, close - 1);
         std::string_view local = name.substr(close + 1);

@@ -7,6 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ./scripts/deps.sh fuzz
 seconds=${1:-60}
+# A fixed seed makes a run reproducible: a CI failure replays with the same command. Set
+# FUZZ_SEED=0 for a fresh random seed (libFuzzer's default) when fuzzing by hand.
+seed=${FUZZ_SEED:-1}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(stream_parser jid sasl config)
@@ -30,10 +33,10 @@ for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/corpus/$t" "build-fuzz/artifacts/$t"
   echo "== $t: ${seconds}s"
   rc=0
-  "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -print_final_stats=1 \
+  "build-fuzz/tests/fuzz/${t}_fuzz" -max_total_time="$seconds" -seed="$seed" -print_final_stats=1 \
     -artifact_prefix="build-fuzz/artifacts/$t/" \
     "build-fuzz/corpus/$t" "tests/fuzz/corpus/$t" </dev/null >"build-fuzz/$t.log" 2>&1 || rc=$?
-  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|peak_rss)|ERROR|SUMMARY|fuzz invariant' \
+  grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|peak_rss)|ERROR|SUMMARY|fuzz invariant|round trip failed' \
     "build-fuzz/$t.log" || true
   if [ "$rc" -ne 0 ]; then
     echo "== $t: FAILED (log: build-fuzz/$t.log, input in build-fuzz/artifacts/$t/)"

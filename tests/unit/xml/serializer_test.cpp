@@ -91,6 +91,18 @@ TEST(Serializer, XmlLangAndNamespacedAttributes) {
   EXPECT_EQ(back.attr("{urn:a}three"), "3");
 }
 
+// A namespace name may contain '}' (it is any URI reference); the local name, an NCName, may not,
+// so "{uri}local" splits at the last '}'. Found by the stream_parser fuzz target.
+TEST(Serializer, NamespacedAttributeWhoseUriHoldsABrace) {
+  Element x("x", "urn:example:bar");
+  x.set_attr("{urn:}}example:foo}attr", "v");
+  EXPECT_EQ(to_string(x),
+            "<x xmlns='urn:example:bar' xmlns:ns1='urn:}}example:foo' ns1:attr='v'/>");
+  Element back = parse_stanza(to_string(x));
+  EXPECT_EQ(back.attr("{urn:}}example:foo}attr"), "v");
+  EXPECT_TRUE(back == x);
+}
+
 TEST(Serializer, RoundTripIsLossless) {
   Element msg("message", "jabber:client");
   msg.set_attr("id", "a'b\"c<d>&e\tf\ng\rh  i");
