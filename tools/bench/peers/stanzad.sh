@@ -3,12 +3,23 @@
 # loopback ports 15222 (STARTTLS, required) and 15223 (direct TLS), one shard per core,
 # 4096 SCRAM iterations. Binaries from $STANZAD_BUILD (default: the repository's build/).
 # `start` prints the server's pid.
+# STANZAD_PLUGINS: "none" (default: the core alone), "default" (the IM plugin set conf/stanzad.xml
+# ships, what the peers' default modules compare with), or a list of plugin names.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 DIR=$BENCH_ROOT/stanzad
 BUILD=${STANZAD_BUILD:-$REPO/build}
 STANZAD=$BUILD/server/stanzad
 STANZACTL=$BUILD/tools/stanzactl/stanzactl
+
+DEFAULT_PLUGINS="disco ping version time roster vcard private blocking offline carbons csi"
+
+plugin_lines() {
+  local list=${STANZAD_PLUGINS:-none}
+  [ "$list" = none ] && return 0
+  [ "$list" = default ] && list=$DEFAULT_PLUGINS
+  for p in $list; do echo "  <plugin name=\"$p\"/>"; done
+}
 
 setup() {
   mkdir -p "$DIR"
@@ -24,6 +35,7 @@ setup() {
   <!-- Abuse limits off, as the peers run without mod_limits / shapers: the server is measured. -->
   <limits max-stanza-size="262144" scram-iterations="4096" connections-per-ip="0"
           sessions-per-account="0" auth-failures-per-ip="0" bytes-per-second="0"/>
+$(plugin_lines)
 </stanzad>
 CFG
   local have
