@@ -306,7 +306,7 @@ end
 module:hook("stanza/in", guard_outbound, module.priority.guard);
 
 -- A push passing to one of the account's sessions: this shard's copy of the list is old.
-module:hook("stanza/out", function(event)
+module:hook("stanza/out/iq", function(event)
 	local stanza = event.stanza;
 	if stanza.name ~= "iq" or stanza.attr.type ~= "set" then return; end
 	if not (stanza:get_child("block", xmlns_blocking) or stanza:get_child("unblock", xmlns_blocking)) then
@@ -319,7 +319,7 @@ end);
 
 -- The account's own block/unblock leaving one of its sessions: until the owner shard has
 -- stored it, this shard rereads the list rather than trust its copy.
-module:hook("stanza/in", function(event)
+module:hook("stanza/in/iq", function(event)
 	local stanza = event.stanza;
 	if stanza.name ~= "iq" or stanza.attr.type ~= "set" or not event.from then return; end
 	if stanza:get_child("block", xmlns_blocking) or stanza:get_child("unblock", xmlns_blocking) then

@@ -110,7 +110,7 @@ module:hook("stream/preauth", function(event)
 end);
 
 -- §3.2, §3.3: the registered account itself.
-module:hook("stanza/in", function(event)
+module:hook("stanza/in/iq", function(event)
 	local iq = event.stanza;
 	if iq.name ~= "iq" then return; end
 	local query = iq:get_child("query", xmlns_register);

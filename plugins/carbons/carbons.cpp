@@ -73,7 +73,7 @@ class Carbons {
     m.hook("iq-set/bare/urn:xmpp:carbons:2:disable",
            [this](sz::Event& ev) { return toggle(ev, false); });
     // Observers: after guards (blocking) refused what they refuse; they always pass.
-    m.hook("stanza/in", [this](sz::Event& ev) { return outgoing(ev); });
+    m.hook("stanza/in/message", [this](sz::Event& ev) { return outgoing(ev); });
     m.hook("message/bare", [this](sz::Event& ev) { return incoming(ev); });
     m.hook("message/full", [this](sz::Event& ev) { return incoming(ev); });
     m.hook("session/closed", [this](sz::Event& ev) {

@@ -141,7 +141,7 @@ class RosterPlugin {
     m.add_stream_feature("<sub xmlns='urn:xmpp:features:pre-approval'/>");
     m.hook("iq-get/bare/jabber:iq:roster:query", [this](sz::Event& ev) { return get(ev); });
     m.hook("iq-set/bare/jabber:iq:roster:query", [this](sz::Event& ev) { return set(ev); });
-    m.hook("stanza/in", [this](sz::Event& ev) { return outbound_presence(ev); });
+    m.hook("stanza/in/presence", [this](sz::Event& ev) { return outbound_presence(ev); });
     m.hook("presence/bare", [this](sz::Event& ev) { return inbound_presence(ev); });
     m.hook("presence/full", [this](sz::Event& ev) { return inbound_presence(ev); });
     m.hook("account/presence", [this](sz::Event& ev) { return broadcast(ev); });

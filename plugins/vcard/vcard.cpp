@@ -136,7 +136,7 @@ class Vcard {
     m.hook("iq-set/bare/vcard-temp:vCard", [this](sz::Event& ev) { return set(ev); });
     // enrich: stamps the hash before observers (archive, push) and before delivery see it.
     m.hook(
-        "stanza/in", [this](sz::Event& ev) { return stamp_presence(ev); }, sz::priority::enrich);
+        "stanza/in/presence", [this](sz::Event& ev) { return stamp_presence(ev); }, sz::priority::enrich);
   }
 
   // XEP-0153 §2: the SHA-1 of the decoded BINVAL, hex; "" when the vCard has no photo.

@@ -2,10 +2,28 @@
 #include "plugin/hooks.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace stanzad::plugin {
 
-void HookRegistry::add(std::string_view event, Handler h) {
+namespace {
+
+// "stanza/in/iq" -> {"stanza/in", "iq"}; any other name -> {name, ""}.
+std::pair<std::string_view, std::string_view> split_kind(std::string_view event) {
+  for (std::string_view base : {std::string_view("stanza/in/"), std::string_view("stanza/out/")}) {
+    if (!event.starts_with(base)) continue;
+    std::string_view kind = event.substr(base.size());
+    if (kind == "message" || kind == "presence" || kind == "iq")
+      return {event.substr(0, base.size() - 1), kind};
+  }
+  return {event, {}};
+}
+
+}  // namespace
+
+void HookRegistry::add(std::string_view name, Handler h) {
+  auto [event, kind] = split_kind(name);
+  h.kind = std::string(kind);
   h.seq = ++seq_;
   auto it = events_.find(event);
   auto list = it == events_.end() ? std::make_shared<List>() : std::make_shared<List>(*it->second);
@@ -43,9 +61,13 @@ const std::shared_ptr<const HookRegistry::List>* HookRegistry::find(std::string_
   return it == events_.end() ? nullptr : &it->second;
 }
 
-std::size_t HookRegistry::count(std::string_view event) const {
+std::size_t HookRegistry::count(std::string_view name) const {
+  auto [event, kind] = split_kind(name);
   auto* list = find(event);
-  return list ? (*list)->size() : 0;
+  if (!list) return 0;
+  if (kind.empty()) return (*list)->size();
+  return std::count_if((*list)->begin(), (*list)->end(),
+                       [&](const Handler& h) { return h.kind == kind; });
 }
 
 sz_verdict HookRegistry::fire(Event& ev) const {
@@ -54,6 +76,7 @@ sz_verdict HookRegistry::fire(Event& ev) const {
   std::shared_ptr<const List> list = *found;  // keeps this run's list alive through changes
   for (const Handler& h : *list) {
     if (!h.host.empty() && h.host != ev.host) continue;
+    if (!h.kind.empty() && (ev.stanza == nullptr || ev.stanza->name() != h.kind)) continue;
     sz_verdict v = h.fn(to_c(&ev), h.user);
     if (v != SZ_PASS) {
       if (v == SZ_ERROR && ev.error_condition.empty()) ev.error_condition = "internal-server-error";

@@ -23,18 +23,20 @@ struct Handler {
   std::string host;         // empty: every host; else only events for this virtual host
   sz_handler fn = nullptr;
   void* user = nullptr;
+  std::string kind;  // set by add() from "stanza/in/<kind>": only stanzas of this name
 };
 
 class HookRegistry {
  public:
-  // Inserts by priority (higher first), ties in registration order.
+  // Inserts by priority (higher first), ties in registration order. "stanza/in/iq" (also
+  // message, presence; and stanza/out/...) joins the stanza/in chain, called for iq only.
   void add(std::string_view event, Handler h);
   // Removes every handler of an owner.
   void remove_owner(std::uint64_t owner);
   // Runs the handlers of ev.name in order until one does not pass. Handlers added or removed
   // during the run take effect from the next event (copy-on-write lists).
   sz_verdict fire(Event& ev) const;
-  bool has(std::string_view event) const { return find(event) != nullptr; }
+  bool has(std::string_view event) const { return count(event) != 0; }
   std::size_t count(std::string_view event) const;
 
  private:

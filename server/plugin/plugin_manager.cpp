@@ -101,7 +101,8 @@ sz_host_api make_api() {
   fill_stanza_api(a);
   a.hook = [](sz_host* h, const char* event, int32_t prio, sz_handler fn, void* user) -> int {
     if (!event || !fn || !valid_event_name(event)) return -1;
-    g_pipeline->at(h->shard).add(event, Handler{prio, 0, h->id, h->plugin->spec.host, fn, user});
+    g_pipeline->at(h->shard).add(event,
+                                 Handler{prio, 0, h->id, h->plugin->spec.host, fn, user, {}});
     return 0;
   };
   a.log = [](sz_host* h, sz_log_level level, const char* msg, size_t len) {

@@ -28,7 +28,7 @@ sz_verdict record(sz_event* e, void* user) {
 
 Handler handler(Recorder& r, std::int32_t priority, std::uint64_t owner = 1,
                 std::string host = {}) {
-  return Handler{priority, 0, owner, std::move(host), &record, &r};
+  return Handler{priority, 0, owner, std::move(host), &record, &r, {}};
 }
 
 class HooksTest : public ::testing::Test {
@@ -125,7 +125,7 @@ sz_verdict unload_owner_two(sz_event*, void* user) {
 
 TEST_F(HooksTest, UnloadDuringARunTakesEffectAtTheNextEvent) {
   Recorder first{&trace, "unloader", SZ_PASS, &registry}, victim{&trace, "victim"};
-  registry.add("message/bare", Handler{10, 0, 1, {}, &unload_owner_two, &first});
+  registry.add("message/bare", Handler{10, 0, 1, {}, &unload_owner_two, &first, {}});
   registry.add("message/bare", handler(victim, 0, 2));
   fire("message/bare");
   fire("message/bare");
@@ -137,6 +137,43 @@ TEST_F(HooksTest, CountsHandlers) {
   registry.add("message/bare", handler(a, 0));
   registry.add("message/bare", handler(a, 1));
   EXPECT_EQ(2u, registry.count("message/bare"));
+}
+
+// "stanza/in/iq" joins the stanza/in chain at its priority but is called for iq stanzas only.
+TEST_F(HooksTest, KindFilteredHandlersKeepTheirPlaceInTheChain) {
+  Recorder all_high{&trace, "all-high"}, iq{&trace, "iq"}, msg{&trace, "message"},
+      all_low{&trace, "all-low"}, out{&trace, "out-iq"};
+  registry.add("stanza/in", handler(all_high, 10));
+  registry.add("stanza/in/iq", handler(iq, 5));
+  registry.add("stanza/in/message", handler(msg, 5));
+  registry.add("stanza/in", handler(all_low, 0));
+  registry.add("stanza/out/iq", handler(out, 0));
+  auto fire_stanza = [&](std::string_view event, std::string_view kind) {
+    xml::Element stanza{std::string(kind), "jabber:client"};
+    Event ev;
+    ev.name = event;
+    ev.host = "example.org";
+    ev.stanza = &stanza;
+    return registry.fire(ev);
+  };
+  fire_stanza("stanza/in", "iq");
+  EXPECT_EQ((std::vector<std::string>{"all-high", "iq", "all-low"}), trace);
+  trace.clear();
+  fire_stanza("stanza/in", "presence");
+  EXPECT_EQ((std::vector<std::string>{"all-high", "all-low"}), trace);
+  trace.clear();
+  fire_stanza("stanza/in", "message");
+  fire_stanza("stanza/out", "message");
+  fire_stanza("stanza/out", "iq");
+  EXPECT_EQ((std::vector<std::string>{"all-high", "message", "all-low", "out-iq"}), trace);
+  EXPECT_EQ(4u, registry.count("stanza/in"));
+  EXPECT_EQ(1u, registry.count("stanza/in/iq"));
+  EXPECT_TRUE(registry.has("stanza/out/iq"));
+  EXPECT_FALSE(registry.has("stanza/out/message"));
+  // Other names are not split: "stanza/in/other" is an event of its own.
+  registry.add("stanza/in/other", handler(all_low, 0));
+  EXPECT_EQ(1u, registry.count("stanza/in/other"));
+  EXPECT_EQ(4u, registry.count("stanza/in"));
 }
 
 TEST(EventNames, ValidAndInvalid) {
