@@ -9,9 +9,11 @@
 #include <fstream>
 #include <new>
 #include <stanzad/plugin.hpp>
+#include <vector>
 
 #include "fake_host.hpp"
 #include "plugin/event.hpp"
+#include "plugin/lua_host.hpp"
 #include "xmpp/jid.hpp"
 
 namespace {
@@ -102,6 +104,50 @@ void BM_OneLuaHandler(benchmark::State& state) {
   run(state, host);
 }
 BENCHMARK(BM_OneLuaHandler);
+
+// What the shipped Lua plugins cost one chat message, as a server with the default plugin set
+// runs it: stanza/in on the sender's shard (blocking's outbound guard), message/bare on the
+// recipient's owner shard (blocking's inbound guard), stanza/out to the recipient's session
+// (CSI). Nobody blocks anyone and no session is inactive: the common case.
+void BM_ChatMessageThroughShippedLuaPlugins(benchmark::State& state) {
+  stanzad::plugin::lua::set_runtime_path(STANZAD_LUA_DIR);  // require "stanzad.stanza"
+  stanzad::testing::FakeHost host({}, "example.org");
+  std::string error;
+  std::vector<const char*> modules;
+  if (state.range(0) != 2) modules.push_back("blocking");
+  if (state.range(0) != 1) modules.push_back("csi");
+  for (const char* name : modules) {
+    std::string path = std::string(STANZAD_LUA_DIR) + "/mod_" + name + ".lua";
+    if (!host.load_lua(name, path, &error)) state.SkipWithError(error.c_str());
+  }
+  auto msg = chat_message();
+  auto from = *stanzad::xmpp::Jid::parse("romeo@example.org/orchard");
+  auto to = *stanzad::xmpp::Jid::parse("juliet@example.org");
+  auto recipient = *stanzad::xmpp::Jid::parse("juliet@example.org/balcony");
+  auto& hooks = host.hooks();
+  auto fire = [&](std::string_view name, const stanzad::xmpp::Jid* session) {
+    stanzad::plugin::Event ev;
+    ev.name = name;
+    ev.stanza = &msg;
+    ev.from = &from;
+    ev.to = &to;
+    ev.session = session;
+    ev.host = "example.org";
+    return hooks.fire(ev);
+  };
+  auto one_message = [&] {
+    benchmark::DoNotOptimize(fire("stanza/in", &from));
+    benchmark::DoNotOptimize(fire("message/bare", nullptr));
+    benchmark::DoNotOptimize(fire("stanza/out", &recipient));
+  };
+  one_message();  // warm up (loads the block lists)
+  std::uint64_t before = allocations.load();
+  for (auto _ : state) one_message();
+  state.counters["allocs_per_msg"] = benchmark::Counter(
+      static_cast<double>(allocations.load() - before) / static_cast<double>(state.iterations()));
+}
+// Arg: 0 both, 1 blocking alone, 2 CSI alone.
+BENCHMARK(BM_ChatMessageThroughShippedLuaPlugins)->Arg(0)->Arg(1)->Arg(2);
 
 void BM_NoHandlers(benchmark::State& state) {
   stanzad::testing::FakeHost host({}, "example.org");

@@ -346,6 +346,12 @@ TEST(BlockingPlugin, DropsOrRefusesWhatABlockedEntitySends) {
   EXPECT_TRUE(host.fire("message/full", "<message type='error' from='" + romeo + "' to='" + juliet +
                                             "'><error type='cancel'/></message>")
                   .handled());
+  // Juliet, who blocks Romeo, appears offline to him: her presence never reaches him, though
+  // Romeo himself blocks nobody (the inbound guard's quick path for such recipients must not
+  // skip this). Her messages do reach him (the outbound guard refuses them on her shard).
+  EXPECT_TRUE(
+      host.fire("presence/full", "<presence from='" + juliet + "' to='" + romeo + "'/>").handled());
+  EXPECT_TRUE(message(host, juliet, romeo).passed());
   // Others, and Juliet's own resources, pass.
   EXPECT_TRUE(message(host, "nurse@example.org/kitchen", juliet).passed());
   EXPECT_TRUE(message(host, "juliet@example.org/chamber", juliet).passed());
