@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include "net/tls13_records.hpp"
+
 namespace stanzad::net {
 
 namespace {
@@ -89,7 +91,8 @@ CertificatePaths ensure_self_signed(const std::filesystem::path& dir,
   return paths;
 }
 
-std::shared_ptr<boost::asio::ssl::context> make_server_context(const CertificatePaths& paths) {
+std::shared_ptr<boost::asio::ssl::context> make_server_context(const CertificatePaths& paths,
+                                                               bool native_records) {
   namespace ssl = boost::asio::ssl;
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
@@ -104,6 +107,7 @@ std::shared_ptr<boost::asio::ssl::context> make_server_context(const Certificate
   SSL_CTX_set_session_id_context(native, reinterpret_cast<const unsigned char*>("stanzad"), 7);
   // Buffers are released when a connection is idle: most XMPP sessions are.
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+  if (native_records) Tls13Records::capture_secrets(native);
 
   if (SSL_CTX_use_certificate_chain_file(native, paths.certificate.c_str()) != 1)
     fail("cannot load certificate " + paths.certificate.string());

@@ -20,8 +20,11 @@ CertificatePaths ensure_self_signed(const std::filesystem::path& dir,
                                     const std::vector<std::string>& hosts);
 
 // A server context: TLS 1.2 and 1.3 only, forward-secret AEAD ciphers, no compression,
-// no renegotiation, session tickets on. Throws std::runtime_error naming the file that
-// failed to load.
-std::shared_ptr<boost::asio::ssl::context> make_server_context(const CertificatePaths& paths);
+// no renegotiation. With `native_records` (<tls native-records>) TLS 1.3 connections are taken over
+// by stanzad's own record layer after the handshake (Tls13Records::capture_secrets: traffic
+// secrets kept, no session tickets); otherwise session tickets are on. Throws
+// std::runtime_error naming the file that failed to load.
+std::shared_ptr<boost::asio::ssl::context> make_server_context(const CertificatePaths& paths,
+                                                               bool native_records);
 
 }  // namespace stanzad::net

@@ -12,7 +12,7 @@ seconds=${1:-60}
 seed=${FUZZ_SEED:-1}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(stream_parser jid sasl config)
+[ ${#targets[@]} -gt 0 ] || targets=(stream_parser jid sasl config tls13_records)
 
 cxx=${CXX:-$(command -v clang++ || command -v clang++-14 || true)}
 cc=${CC:-$(command -v clang || command -v clang-14 || true)}
