@@ -9,7 +9,11 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 DIR=$BENCH_ROOT/ejabberd
 NODE=ejabberdbench@localhost
-CTL=(ejabberdctl --config-dir "$DIR" --config "$DIR/ejabberd.yml" --ctl-config "$DIR/ejabberdctl.cfg"
+# ejabberdctl would su to the ejabberd user, and su's PAM session (pam_limits) lowers the
+# descriptor soft limit to 1024: the idle scenario then failed at ~1,000 sessions ("Failed TCP
+# accept: too many open files", and the node stopped). setpriv switches user without PAM, so the
+# limit `start` raised is kept.
+CTL=(setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME=/var/lib/ejabberd ejabberdctl --config-dir "$DIR" --config "$DIR/ejabberd.yml" --ctl-config "$DIR/ejabberdctl.cfg"
      --spool "$DIR/db" --logs "$DIR/logs" --node "$NODE")
 
 setup() {

@@ -2,8 +2,10 @@
 # Runs the same scenarios against stanzad, Prosody and ejabberd, one server at a time (the
 # others stopped), and appends every RESULT line to $BENCH_ROOT/results.txt (and stdout).
 #   SERVERS="stanzad prosody ejabberd" FLOOD_S=10 IDLE=10000 ./run-all.sh
-# stanzad runs with the plugins STANZAD_PLUGINS names (see stanzad.sh; run-all's default is the
-# shipped IM set, as the peers run their default modules).
+# stanzad runs with the plugins STANZAD_PLUGINS names (see stanzad.sh). run-all's default is
+# "disco ping roster", the same features as the peers' configured modules (Prosody: roster,
+# disco, ping; ejabberd: mod_roster, mod_disco, mod_ping); STANZAD_PLUGINS=default measures the
+# whole shipped IM set.
 # Prerequisites: ./install-peers.sh; stanzad built (STANZAD_BUILD, default build/).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -24,7 +26,7 @@ mkdir -p "$BENCH_ROOT"
 
 declare -A PORT=([stanzad]=15223 [prosody]=25223 [ejabberd]=35223)
 
-export STANZAD_PLUGINS=${STANZAD_PLUGINS:-default}
+export STANZAD_PLUGINS=${STANZAD_PLUGINS:-disco ping roster}
 for s in $SERVERS; do "$HERE/$s.sh" setup; done
 for s in stanzad prosody ejabberd; do "$HERE/$s.sh" stop; done
 
