@@ -279,6 +279,7 @@ void read_host(Element& e, Config& c) {
 void read_tls(Element& e, Config& c) {
   c.certificate = e.path("certificate", "", true);
   c.private_key = e.path("key", "", true);
+  c.tls_native_records = e.boolean("native-records", true);
   if (c.certificate.empty() && !c.private_key.empty())
     e.fail("certificate", "key is set but certificate is not");
   if (!c.certificate.empty() && c.private_key.empty())

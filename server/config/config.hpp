@@ -86,7 +86,8 @@ struct Config {
   std::filesystem::path certificate, private_key;  // absolute, or both empty = self-signed
                                                    // made in data_dir on first run
   bool require_tls = true;                         // STARTTLS required on the c2s listeners
-  unsigned shards = 0;                             // 0 = number of cores
+  bool tls_native_records = true;  // <tls native-records>: stanzad's own TLS 1.3 record layer
+  unsigned shards = 0;             // 0 = number of cores
   Limits limits;
   Storage storage;
   std::string log_level = "info";    // trace|debug|info|warn|error

@@ -113,15 +113,19 @@ void C2SSession::fire_session_event(std::string_view name, const Jid* jid) {
 
 // ---- transport -------------------------------------------------------------------------
 //
-// TLS is OpenSSL on the socket itself (SSL_set_fd on a non-blocking socket), driven by
-// readiness waits: no per-connection TLS buffers beyond what OpenSSL holds while a record is
-// in flight (SSL_MODE_RELEASE_BUFFERS), and reads land in one buffer per shard. An idle
-// session holds its SSL object, its parser and little else.
+// The TLS handshake is OpenSSL on the socket itself (SSL_set_fd on a non-blocking socket),
+// driven by readiness waits. Once a TLS 1.3 handshake is done, stanzad takes the records over
+// (net::Tls13Records, <tls native-records>): the SSL object is freed, reads land in one buffer
+// per shard and are decrypted there in place, and writes are sealed into the write buffer, so
+// an idle session holds its traffic secrets (the idle sweep frees its cipher contexts), its
+// released parser and little else. TLS 1.2, and anything the take-over refuses, stays with
+// OpenSSL's record layer (no per-connection buffers while idle: SSL_MODE_RELEASE_BUFFERS).
 
 namespace {
 
-std::array<char, 16384>& shard_read_buffer() {
-  thread_local std::array<char, 16384> buffer;
+// Room for two whole TLS records (2^14 + 256 + 5 bytes each): one read usually ends records.
+std::array<char, 2 * 16645>& shard_read_buffer() {
+  thread_local std::array<char, 2 * 16645> buffer;
   return buffer;
 }
 
@@ -154,6 +158,16 @@ void C2SSession::handshake_step() {
   int r = SSL_do_handshake(ssl_.get());
   if (r == 1) {
     tls_ = true;
+    if (server_.config().tls_native_records) {
+      // Right after the handshake, before any application data has been read or written.
+      std::string_view why;
+      if (auto records = net::Tls13Records::take_over(ssl_.get(), why)) {
+        records_ = std::move(records);
+        ssl_.reset();
+      } else {
+        spdlog::debug("c2s tls records stay with openssl id={} reason={}", id_, why);
+      }
+    }
     state_ = State::stream_header;
     parser_.reset();
     do_read();
@@ -222,8 +236,12 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
         return;
       }
     }
-    charge(n);
-    if (!consume(std::string_view(buffer.data(), n))) return;
+    if (records_) {
+      if (!open_records(buffer.data(), n)) return;
+    } else {
+      charge(n);
+      if (!consume(std::string_view(buffer.data(), n))) return;
+    }
     if (state_ == State::starttls || waiting_ || detached() || state_ == State::closing ||
         tokens_ < 0)
       break;
@@ -237,6 +255,41 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
   if (state_ != State::closing && !throttle()) do_read();
   ++reads_;
   if (state_ == State::bound && !idle_watched_) watch_idle();
+}
+
+bool C2SSession::open_records(char* data, std::size_t n) {
+  struct Reader {
+    C2SSession* self;
+    bool alive = true;
+    static bool plaintext(void* p, std::string_view text) {
+      auto* r = static_cast<Reader*>(p);
+      r->self->charge(text.size());
+      r->alive = r->self->consume(text);
+      return r->alive && r->self->state_ != State::closing && !r->self->detached();
+    }
+  } reader{this};
+  auto status = records_->open(std::span<char>(data, n), &Reader::plaintext, &reader);
+  if (!reader.alive || detached()) return false;
+  switch (status) {
+    case net::Tls13Records::Status::ok:
+      // A KeyUpdate the client asked for goes out now, even with nothing else to say.
+      if (records_->write_owed() && !write_in_flight_) do_write();
+      return true;
+    case net::Tls13Records::Status::closed:
+      spdlog::debug("c2s tls close_notify id={}", id_);
+      break;
+    case net::Tls13Records::Status::failed:
+      if (auto alert = records_->failure()) {
+        spdlog::info("c2s tls record refused id={} ip={} alert={}", id_, peer_,
+                     net::to_string(*alert));
+      } else {
+        spdlog::debug("c2s tls alert from client id={} alert={}", id_,
+                      static_cast<int>(records_->peer_alert().value_or(net::Alert{255})));
+      }
+      break;
+  }
+  close_transport();  // answers with close_notify, or the failure's alert
+  return false;
 }
 
 void C2SSession::watch_idle() {
@@ -260,8 +313,9 @@ bool C2SSession::on_idle_sweep(void* p) {
     std::string().swap(self->out_);
     std::string().swap(self->writing_);
   }
-  self->backlog_.shrink_to_fit();     // frees only when empty
-  self->sm_.unacked.shrink_to_fit();  // (everything acknowledged)
+  if (self->records_) self->records_->release();  // cipher contexts, rebuilt by the next record
+  self->backlog_.shrink_to_fit();                 // frees only when empty
+  self->sm_.unacked.shrink_to_fit();              // (everything acknowledged)
   return true;
 }
 
@@ -351,7 +405,20 @@ void C2SSession::do_write() {
       self->write_in_flight_ = false;
       return;
     }
-    self->writing_.swap(self->out_);
+    if (self->records_) {
+      // Everything queued this round goes out in as few records as fit (2^14 bytes each).
+      self->writing_.clear();
+      if (!self->records_->seal(self->out_, self->writing_)) {
+        self->writing_receipts_.swap(self->out_receipts_);
+        self->on_write(asio::error::connection_reset);
+        return;
+      }
+      self->out_.clear();
+      // A session that only receives rebuilt its write context: the sweep frees it again.
+      if (self->state_ == State::bound && !self->idle_watched_) self->watch_idle();
+    } else {
+      self->writing_.swap(self->out_);
+    }
     self->writing_receipts_.swap(self->out_receipts_);
     self->written_ = 0;
     self->continue_write();
@@ -413,7 +480,7 @@ void C2SSession::on_write(const boost::system::error_code& ec) {
     close_transport();
     return;
   }
-  if (!out_.empty()) {
+  if (!out_.empty() || (records_ && records_->write_owed())) {
     do_write();
     return;
   }
@@ -436,6 +503,14 @@ void C2SSession::close_socket() {
     ERR_clear_error();
     SSL_shutdown(ssl_.get());  // close_notify, best effort: the socket is non-blocking
     ERR_clear_error();
+  } else if (records_) {
+    // close_notify (or the alert of a refused record), best effort as above; the rest of a
+    // write cut short goes first, so that the alert starts on a record boundary.
+    std::string last;
+    if (write_in_flight_ && written_ < writing_.size()) last.assign(writing_, written_);
+    last += records_->close_records();
+    boost::system::error_code ignored;
+    if (!last.empty()) socket_.write_some(asio::buffer(last), ignored);
   }
   boost::system::error_code ignored;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "net/shard.hpp"
+#include "net/tls13_records.hpp"
 #include "plugin/event.hpp"
 #include "xml/stream_parser.hpp"
 #include "xmpp/jid.hpp"
@@ -98,7 +99,8 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void handshake_step();
   void do_read();
   void on_readable(const boost::system::error_code& ec);
-  bool consume(std::string_view data);  // false when the stream died
+  bool consume(std::string_view data);           // false when the stream died
+  bool open_records(char* data, std::size_t n);  // native TLS 1.3 records; false: stop reading
   void watch_idle();
   static bool on_idle_sweep(void* self);  // Shard::IdleCheck
   void charge(std::size_t n);             // traffic shaping: a token bucket per connection
@@ -170,6 +172,9 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
     void operator()(SSL* s) const { SSL_free(s); }
   };
   std::unique_ptr<SSL, SslFree> ssl_;
+  // After a TLS 1.3 handshake, stanzad's own record layer replaces ssl_ (net/tls13_records.hpp):
+  // an idle session keeps its traffic secrets and sequence numbers, not an SSL object.
+  std::unique_ptr<net::Tls13Records> records_;
   const std::uint64_t id_;
   const bool direct_tls_;
   std::string ip_;

@@ -126,7 +126,7 @@ Server::Server(config::Config config)
       pipeline_(shards_.size()),
       accounts_(storage::open(config_)),
       workers_(2),
-      tls_(net::make_server_context(certificate_paths(config_), false)),
+      tls_(net::make_server_context(certificate_paths(config_), config_.tls_native_records)),
       per_shard_(shards_.size()) {
   router_.set_pipeline(&pipeline_);
   plugins_ = std::make_unique<plugin::PluginManager>(shards_, pipeline_, router_, config_);

@@ -64,7 +64,8 @@ TEST_F(ConfigTest, ReadsEveryOption) {
       "  <log level=\"debug\" file=\"log/stanzad.log\"/>\n"
       "  <host name=\"LocalHost\"/>\n"
       "  <host name=\"example.org\"/>\n"
-      "  <tls certificate=\"certs/cert.pem\" key=\"/etc/stanzad/key.pem\"/>\n"
+      "  <tls certificate=\"certs/cert.pem\" key=\"/etc/stanzad/key.pem\"\n"
+      "       native-records=\"false\"/>\n"
       "  <c2s address=\"127.0.0.1\" port=\"15222\" require-tls=\"no\"/>\n"
       "  <c2s-tls address=\"::1\" port=\"15223\"/>\n"
       "  <c2s-tls address=\"::1\" port=\"15224\"/>\n"
@@ -85,6 +86,7 @@ TEST_F(ConfigTest, ReadsEveryOption) {
   EXPECT_EQ(c.data_dir, dir_ / "var/data");
   EXPECT_EQ(c.certificate, dir_ / "certs/cert.pem");
   EXPECT_EQ(c.private_key, fs::path("/etc/stanzad/key.pem"));
+  EXPECT_FALSE(c.tls_native_records);
   EXPECT_EQ(c.log_level, "debug");
   EXPECT_EQ(c.log_file, dir_ / "log/stanzad.log");
   EXPECT_EQ(c.limits.max_stanza_bytes, 65536u);
@@ -105,6 +107,7 @@ TEST_F(ConfigTest, Defaults) {
   EXPECT_EQ(c.data_dir, dir_ / "data");
   EXPECT_TRUE(c.certificate.empty());
   EXPECT_TRUE(c.private_key.empty());
+  EXPECT_TRUE(c.tls_native_records);
   EXPECT_EQ(c.log_level, "info");
   EXPECT_TRUE(c.log_file.empty());
   Limits defaults;
