@@ -129,6 +129,19 @@ std::array<char, 2 * 16645>& shard_read_buffer() {
   return buffer;
 }
 
+// Whether the last read(2) on a session's socket came back short of what was asked: then the
+// kernel had nothing more at that instant, and the next read would only find EAGAIN. Set by
+// the socket BIO of a session whose records OpenSSL keeps (note_socket_read), read right
+// after SSL_read; one shard reads one socket at a time, so a thread-local will do.
+thread_local bool socket_drained = false;
+
+long note_socket_read(BIO*, int oper, const char*, std::size_t len, int, long, int ret,
+                      std::size_t* processed) {
+  if (oper == (BIO_CB_READ | BIO_CB_RETURN))
+    socket_drained = ret <= 0 || (processed != nullptr && *processed < len);
+  return ret;
+}
+
 std::string tls_error_text() {
   unsigned long e = ERR_get_error();
   ERR_clear_error();
@@ -148,6 +161,7 @@ void C2SSession::start_tls() {
     close_transport();
     return;
   }
+  BIO_set_callback_ex(SSL_get_rbio(ssl_.get()), &note_socket_read);
   SSL_set_accept_state(ssl_.get());
   state_ = State::tls_handshake;
   handshake_step();
@@ -167,6 +181,11 @@ void C2SSession::handshake_step() {
       } else {
         spdlog::debug("c2s tls records stay with openssl id={} reason={}", id_, why);
       }
+    }
+    if (ssl_) {
+      // Records stay with OpenSSL: read as many as the socket holds at once (not a header
+      // then a body, two read(2) each); a partial record stays buffered (SSL_has_pending).
+      SSL_set_read_ahead(ssl_.get(), 1);
     }
     state_ = State::stream_header;
     parser_.reset();
@@ -210,7 +229,11 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
     return;
   }
   auto& buffer = shard_read_buffer();
-  // Drain what is there (bounded, so one busy client cannot starve the shard).
+  // Drain what is there (bounded, so one busy client cannot starve the shard), and stop at a
+  // short read rather than read again for EAGAIN: the next readiness wait re-checks the
+  // socket (Asio re-arms it with EPOLL_CTL_MOD), so bytes that came since are not missed.
+  socket_drained = false;
+  bool drained = false;
   for (int round = 0; round < 8; ++round) {
     std::size_t n = 0;
     if (ssl_) {
@@ -225,6 +248,7 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
         return;
       }
       n = static_cast<std::size_t>(r);
+      drained = socket_drained;  // of the last read(2), in this call or an earlier one
     } else {
       boost::system::error_code rec;
       n = socket_.read_some(asio::buffer(buffer), rec);
@@ -235,6 +259,7 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
         close_transport();
         return;
       }
+      drained = n < buffer.size();
     }
     if (records_) {
       if (!open_records(buffer.data(), n)) return;
@@ -245,6 +270,7 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
     if (state_ == State::starttls || waiting_ || detached() || state_ == State::closing ||
         tokens_ < 0)
       break;
+    if (drained && !(ssl_ && SSL_has_pending(ssl_.get()) == 1)) break;
   }
   if (state_ == State::starttls) {
     after_flush([self = shared_from_this()] {
