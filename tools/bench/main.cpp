@@ -289,11 +289,13 @@ class Bench {
     if (cpu.server_seconds() >= 0 && ready > 0)
       r.add("server_ms_per_login", cpu.server_seconds() * 1000 / static_cast<double>(ready));
     if (rss_before && rss_after) {
-      r.add("rss_before_kib", *rss_before);
-      r.add("rss_after_kib", *rss_after);
+      // value_or: GCC 12 sees the optionals as maybe uninitialized through *opt here.
+      const long before = rss_before.value_or(0), after = rss_after.value_or(0);
+      r.add("rss_before_kib", before);
+      r.add("rss_after_kib", after);
       if (ready > 0)
-        r.add("kib_per_session",
-              static_cast<double>(*rss_after - *rss_before) / static_cast<double>(ready), 2);
+        r.add("kib_per_session", static_cast<double>(after - before) / static_cast<double>(ready),
+              2);
     }
     finish_all(clients, thread_of);
     r.print();
