@@ -659,11 +659,31 @@ class RosterPlugin {
   void record_last_seen(const std::string& user, sz::StanzaRef st) {
     // A deleted account's sessions end after its data went: write nothing back for it.
     if (!m_.user_exists(user)) return;
-    m_.kv_set(user, store, key_last, std::to_string(unix_now()) + "\n" + st.child_text("status"));
+    std::string value = std::to_string(unix_now()) + "\n" + st.child_text("status");
+    if (!m_.has_async_kv()) {
+      m_.kv_set(user, store, key_last, value);
+      return;
+    }
+    // Every logout writes this: waiting for its commit (an fsync) held the shard up, and one
+    // transaction per logout cost most of a login's CPU with this plugin. Queued instead, it
+    // shares a group commit; kept here until then so that probes and iq:last read it back.
+    std::uint64_t seq = ++last_writes_;
+    last_pending_[user] = {seq, value};
+    m_.kv_set_async<RosterPlugin>(user, store, key_last, value,
+                                  [user, seq](RosterPlugin& self, bool ok) {
+                                    auto it = self.last_pending_.find(user);
+                                    if (it != self.last_pending_.end() && it->second.first == seq)
+                                      self.last_pending_.erase(it);
+                                    if (!ok)
+                                      self.log_.warn("last activity not stored", "jid", user);
+                                  });
   }
 
   std::optional<std::pair<std::int64_t, std::string>> last_seen(const std::string& user) {
-    std::optional<std::string> v = m_.kv_get(user, store, key_last);
+    auto pending = last_pending_.find(user);
+    std::optional<std::string> v = pending != last_pending_.end()
+                                       ? std::optional<std::string>(pending->second.second)
+                                       : m_.kv_get(user, store, key_last);
     if (!v) return std::nullopt;
     auto nl = v->find('\n');
     try {
@@ -728,6 +748,7 @@ class RosterPlugin {
         if (item.to || item.ask) send_presence(user, jid, "unsubscribe");
       }
     }
+    last_pending_.erase(user);  // its write is committed before the removal (queued first)
     m_.kv_delete(user, store, key_items);
     m_.kv_delete(user, store, key_last);
     return sz::Verdict::pass;
@@ -740,6 +761,9 @@ class RosterPlugin {
   std::chrono::steady_clock::time_point started_;
   std::uint64_t pushes_ = 0;
   std::map<std::string, Roster> cache_;  // accounts with an available resource (see load)
+  // Last activity written with kv_set_async and not yet committed: (write number, value).
+  std::map<std::string, std::pair<std::uint64_t, std::string>> last_pending_;
+  std::uint64_t last_writes_ = 0;
 };
 
 STANZAD_PLUGIN_WITH(RosterPlugin, "roster", "1.0.0", options, 2, nullptr)

@@ -399,6 +399,30 @@ void FakeHost::fill_api() {
     }
     return 0;
   };
+  // Like a group commit: the write lands, and done runs, when the posted tasks run.
+  api_.kv_set_async = [](sz_host* h, sz_str user, sz_str store, sz_str key, sz_str value,
+                         sz_done_fn done, void* ud) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    auto* write = new AsyncWrite{
+        {std::string(view(user)), std::string(view(store)), std::string(view(key))},
+        value.data ? std::optional<std::string>(std::string(view(value))) : std::nullopt,
+        done,
+        ud,
+        f};
+    f->posted_.push_back(Posted{instance(h)->name,
+                                [](sz_host* here, void* p) {
+                                  std::unique_ptr<AsyncWrite> w(static_cast<AsyncWrite*>(p));
+                                  if (w->value) {
+                                    w->fake->kv_[w->key] = *w->value;
+                                  } else {
+                                    w->fake->kv_.erase(w->key);
+                                  }
+                                  if (w->done) w->done(here, w->user, 1);
+                                },
+                                write});
+    return 0;
+  };
   api_.fire = [](sz_host* h, const char* event, sz_stanza* stanza) -> sz_verdict {
     FakeHost* f = fake(h);
     FakeEvent ev;

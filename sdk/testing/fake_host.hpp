@@ -116,7 +116,8 @@ class FakeHost {
   std::vector<std::string>& offline(const std::string& bare_jid) { return offline_[bare_jid]; }
   // Stanzas written to the event's session (event_session_write), serialized.
   const std::vector<std::string>& written() const { return written_; }
-  // Tasks posted (post) run when run_posted() or advance() is called, in order.
+  // Tasks posted (post) run when run_posted() or advance() is called, in order; so do
+  // kv_set_async's writes (the store changes then) and their completions.
   std::size_t run_posted();
 
   void set_option(const std::string& name, const std::string& value) { options_[name] = value; }
@@ -183,6 +184,13 @@ class FakeHost {
     std::string plugin;
     sz_task_fn fn = nullptr;
     void* user = nullptr;
+  };
+  struct AsyncWrite {  // kv_set_async: applied by run_posted()
+    std::tuple<std::string, std::string, std::string> key;
+    std::optional<std::string> value;
+    sz_done_fn done = nullptr;
+    void* user = nullptr;
+    FakeHost* fake = nullptr;
   };
   std::set<std::string> users_;
   std::map<std::string, std::vector<FakeSession>> sessions_;  // by bare JID

@@ -95,6 +95,15 @@ T storage_call(sz_host* h, std::string_view what, T failed, F f) {
   }
 }
 
+// The instance of plugin `name` (for `host`) on `shard`, or null once it was unloaded; on that
+// shard only.
+sz_host* instance_on(std::uint32_t shard, const std::string& name, const std::string& host) {
+  for (sz_host* other : (*g_instances)[shard]) {
+    if (other->plugin->spec.name == name && other->plugin->spec.host == host) return other;
+  }
+  return nullptr;
+}
+
 sz_host_api make_api() {
   sz_host_api a{};
   a.size = sizeof(sz_host_api);
@@ -231,12 +240,7 @@ sz_host_api make_api() {
     // The instance is looked up when the task runs: the plugin may be unloaded by then.
     boost::asio::post(g_shards->at(shard).context(),
                       [shard, fn, user, name = h->plugin->spec.name, host = h->plugin->spec.host] {
-                        sz_host* here = nullptr;
-                        for (sz_host* other : (*g_instances)[shard]) {
-                          if (other->plugin->spec.name == name && other->plugin->spec.host == host)
-                            here = other;
-                        }
-                        fn(here, user);
+                        fn(instance_on(shard, name, host), user);
                       });
   };
   a.instance_state = [](sz_host* h) { return h->state; };
@@ -317,6 +321,26 @@ sz_host_api make_api() {
       auto all = s.offline_take(view(user_jid));
       for (const auto& m : all) fn(user, str(m));
       return static_cast<int>(all.size());
+    });
+  };
+  // ---- 1.3
+  a.kv_set_async = [](sz_host* h, sz_str user_jid, sz_str store, sz_str key, sz_str value,
+                      sz_done_fn done, void* user) -> int {
+    std::optional<std::string_view> v;
+    if (value.data) v = view(value);
+    std::function<void(bool)> finished;
+    if (done) {
+      // Runs on the storage's writer thread (or here, if refused): back to this shard, where
+      // the instance is looked up again (it may have been unloaded meanwhile).
+      finished = [shard = h->shard, done, user, name = h->plugin->spec.name,
+                  host = h->plugin->spec.host](bool ok) {
+        boost::asio::post(g_shards->at(shard).context(),
+                          [=] { done(instance_on(shard, name, host), user, ok ? 1 : 0); });
+      };
+    }
+    return storage_call(h, "key-value write", -1, [&](PluginStorage& s) {
+      s.set_async(view(user_jid), view(store), view(key), v, std::move(finished));
+      return 0;
     });
   };
   a.fire = [](sz_host* h, const char* event, sz_stanza* stanza) -> sz_verdict {

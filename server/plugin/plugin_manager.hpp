@@ -35,6 +35,12 @@ struct PluginStorage {
   // value nullopt deletes. Throws on a storage failure.
   virtual void set(std::string_view user_jid, std::string_view store, std::string_view key,
                    std::optional<std::string_view> value) = 0;
+  // Like set, without waiting: done(ok) runs on the storage's writer thread once the write
+  // committed or failed (or at once, on the calling thread, when it is refused). Writes are
+  // committed in the order queued, after those of set.
+  virtual void set_async(std::string_view user_jid, std::string_view store, std::string_view key,
+                         std::optional<std::string_view> value,
+                         std::function<void(bool ok)> done) = 0;
   virtual std::vector<std::string> keys(std::string_view user_jid, std::string_view store) = 0;
   virtual bool exists(std::string_view user_jid) = 0;
   virtual std::size_t offline_push(std::string_view user_jid, std::string_view stanza) = 0;

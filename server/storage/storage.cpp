@@ -558,6 +558,18 @@ bool Storage::erase(std::string_view host, std::string_view user, std::string_vi
   }) != 0;
 }
 
+void Storage::erase_async(std::string_view host, std::string_view user, std::string_view store,
+                          std::string_view key, Completion done) {
+  impl_->submit(
+      [h = std::string(host), u = std::string(user), s = std::string(store),
+       k = std::string(key)](Connection& c) {
+        Use q(c, Sql::kv_delete);
+        q->text(1, h).text(2, u).text(3, s).text(4, k);
+        return q->run();
+      },
+      std::move(done));
+}
+
 std::vector<std::pair<std::string, std::string>> Storage::items(std::string_view host,
                                                                 std::string_view user,
                                                                 std::string_view store) {

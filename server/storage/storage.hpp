@@ -151,6 +151,9 @@ class Storage {
                  std::string_view key, std::string_view value, Completion done);
   bool erase(std::string_view host, std::string_view user, std::string_view store,
              std::string_view key);
+  // done's value: 1 if a document was removed, 0 if there was none.
+  void erase_async(std::string_view host, std::string_view user, std::string_view store,
+                   std::string_view key, Completion done);
   // (key, value) of one store, by key.
   std::vector<std::pair<std::string, std::string>> items(std::string_view host,
                                                          std::string_view user,

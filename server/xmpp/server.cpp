@@ -78,6 +78,19 @@ class StorageKeyValue : public plugin::PluginStorage {
       storage_.erase(jid.domain(), jid.node(), store, key);
     }
   }
+  void set_async(std::string_view user_jid, std::string_view store, std::string_view key,
+                 std::optional<std::string_view> value,
+                 std::function<void(bool ok)> done) override {
+    auto jid = account(user_jid);
+    storage::Completion completion = [done = std::move(done)](storage::WriteResult r) {
+      if (done) done(r.ok());
+    };
+    if (value) {
+      storage_.put_async(jid.domain(), jid.node(), store, key, *value, std::move(completion));
+    } else {
+      storage_.erase_async(jid.domain(), jid.node(), store, key, std::move(completion));
+    }
+  }
   std::vector<std::string> keys(std::string_view user_jid, std::string_view store) override {
     auto jid = account(user_jid);
     std::vector<std::string> out;

@@ -77,6 +77,32 @@ TEST_P(StorageTest, AccountsLikeAccountStore) {
   EXPECT_THROW(s.create("localhost", "juliet", "pw", 0), std::invalid_argument);
 }
 
+// put_async and erase_async commit in the order queued, between synchronous writes.
+TEST_P(StorageTest, AsyncDocumentWritesCommitInOrder) {
+  Storage& s = *store_;
+  std::promise<std::vector<WriteResult>> all;
+  std::vector<WriteResult> results;
+  std::mutex mutex;
+  auto done = [&](WriteResult r) {
+    std::lock_guard lock(mutex);
+    results.push_back(r);
+    if (results.size() == 3) all.set_value(results);
+  };
+  s.put_async("localhost", "romeo", "roster", "last", "1\nfirst", done);
+  s.erase_async("localhost", "romeo", "roster", "last", done);
+  s.put_async("localhost", "romeo", "roster", "last", "2\nsecond", done);
+  auto r = all.get_future().get();
+  ASSERT_EQ(3u, r.size());
+  for (const auto& one : r) EXPECT_TRUE(one.ok());
+  EXPECT_EQ(1, r[1].value);  // erase_async: one document removed
+  EXPECT_EQ(s.get("localhost", "romeo", "roster", "last").value_or(""), "2\nsecond");
+  std::promise<WriteResult> none;
+  s.erase_async("localhost", "juliet", "roster", "last", [&](WriteResult w) { none.set_value(w); });
+  EXPECT_EQ(0, none.get_future().get().value);
+  s.erase("localhost", "romeo", "roster", "last");
+  EXPECT_FALSE(s.get("localhost", "romeo", "roster", "last"));
+}
+
 TEST_P(StorageTest, BinarySafeDocuments) {
   Storage& s = *store_;
   std::string binary("\0\x01\xff\xfe zero\0bytes", 16);

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define SZ_ABI_MAJOR 1
-#define SZ_ABI_MINOR 2
+#define SZ_ABI_MINOR 3
 
 /** True if `ptr` (a struct with a leading uint32_t size) has `member`. */
 #define SZ_HAS(ptr, member) \
@@ -72,6 +72,9 @@ typedef void (*sz_session_fn)(void *user, const sz_session *session);
 /** A task posted to a shard (1.2): `here` is this plugin's instance on that shard, or NULL if
  * the plugin was unloaded meanwhile (the task must still free what `user` owns). */
 typedef void (*sz_task_fn)(sz_host *here, void *user);
+/** The end of an asynchronous write (1.3): `here` as for sz_task_fn, `ok` 1 once committed,
+ * 0 if it failed (then nothing of it was written, or it is not known whether it landed). */
+typedef void (*sz_done_fn)(sz_host *here, void *user, int ok);
 
 /** The server's functions, given to load(). Lives until unload. */
 typedef struct {
@@ -231,6 +234,17 @@ typedef struct {
   int (*user_remove)(sz_host *, sz_str bare_jid);
   /** Replaces an account's password (its SCRAM keys). @return 1, 0 no such account, -1 error. */
   int (*user_set_password)(sz_host *, sz_str bare_jid, sz_str password);
+
+  /* ---- added in 1.3 (check SZ_HAS) -------------------------------------------------- */
+  /** kv_set without waiting: the write joins the storage's next group commit, after every
+   * write already queued (so a later kv_set or account removal wins), and done(here, user, ok)
+   * runs on this shard once it committed or failed (done may be NULL). Until then kv_get may
+   * still return the old value: keep what you wrote if you read it back. For data whose loss
+   * in a crash is acceptable (last activity, caches), never for what a client was promised.
+   * @return 0 (done will run, with ok 0 if the storage refused the write), -1 on an error
+   * found at once (done is not called). */
+  int (*kv_set_async)(sz_host *, sz_str user_jid, sz_str store, sz_str key, sz_str value,
+                      sz_done_fn done, void *user);
 } sz_host_api;
 
 #define SZ_STAGE_PRE_AUTH 0

@@ -359,6 +359,15 @@ class Module {
                             sz_str{nullptr, 0}) != 0)
       throw std::runtime_error("storage error");
   }
+  // ---- ABI 1.3 (check has_async_kv()) ----------------------------------------------------
+  bool has_async_kv() const { return SZ_HAS(detail::api, kv_set_async); }
+  /// kv_set (value) or kv_delete (nullopt) without waiting for the commit; `done(plugin, ok)`
+  /// runs later on this shard with this plugin's object (T, as declared with STANZAD_PLUGIN),
+  /// not if the plugin was unloaded meanwhile. kv_get may return the old value until then.
+  /// Throws std::runtime_error if the write was refused at once.
+  template <class T>
+  void kv_set_async(std::string_view user, std::string_view store, std::string_view key,
+                    std::optional<std::string_view> value, std::function<void(T&, bool)> done);
   /// Fires this plugin's own event; returns the verdict.
   Verdict fire(const std::string& event, StanzaRef stanza = {}) {
     return static_cast<Verdict>(detail::api->fire(h_, event.c_str(), stanza.get()));
@@ -554,6 +563,40 @@ void Module::post(std::uint32_t shard, std::function<void(T&)> fn) {
         }
       },
       box);
+}
+
+namespace detail {
+template <class T>
+struct WriteDone {
+  std::function<void(T&, bool)> fn;
+};
+}  // namespace detail
+
+template <class T>
+void Module::kv_set_async(std::string_view user, std::string_view store, std::string_view key,
+                          std::optional<std::string_view> value,
+                          std::function<void(T&, bool)> done) {
+  auto* box = done ? new detail::WriteDone<T>{std::move(done)} : nullptr;
+  sz_done_fn trampoline = [](sz_host* here, void* user, int ok) {
+    std::unique_ptr<detail::WriteDone<T>> p(static_cast<detail::WriteDone<T>*>(user));
+    if (!here) return;
+    auto* inst = static_cast<detail::Instance<T>*>(detail::api->instance_state(here));
+    if (!inst || !inst->plugin) return;
+    try {
+      p->fn(*inst->plugin, ok != 0);
+    } catch (const std::exception& ex) {
+      std::string msg = std::string("write completion threw what=") + ex.what();
+      detail::api->log(here, SZ_LOG_ERROR, msg.data(), msg.size());
+    } catch (...) {
+    }
+  };
+  // A null data pointer means delete: an empty value keeps a non-null one.
+  sz_str v = value ? sz_str{value->data() ? value->data() : "", value->size()} : sz_str{nullptr, 0};
+  if (detail::api->kv_set_async(h_, detail::str(user), detail::str(store), detail::str(key), v,
+                                box ? trampoline : nullptr, box) != 0) {
+    delete box;
+    throw std::runtime_error("storage error");
+  }
 }
 
 namespace detail {

@@ -73,6 +73,15 @@ class RosterPluginTest : public ::testing::Test {
     return host_->fire(to.find('/') == std::string::npos ? "presence/bare" : "presence/full",
                        "<presence from='" + from + "' to='" + to + "' type='" + type + "'/>");
   }
+  // Romeo subscribes to Juliet, who then goes offline with a status.
+  void juliet_leaves_watched_by_romeo() {
+    inbound(romeo_bare, juliet_bare, "subscribe");
+    outbound(juliet, romeo_bare, "subscribed");
+    host_->fire(
+        "account/presence",
+        "<presence type='unavailable' from='" + juliet + "'><status>gone</status></presence>",
+        juliet, {}, juliet);
+  }
   // Romeo's roster item for `jid`, as the roster get shows it ("" when absent).
   std::string item(const std::string& user_full, const std::string& jid) {
     host_->clear_sent();
@@ -383,11 +392,7 @@ TEST_F(RosterPluginTest, ProbesAreAnsweredOnlyForSubscribers) {
 // ---- last activity (XEP-0012) -------------------------------------------------------------
 
 TEST_F(RosterPluginTest, LastActivityForSubscribersAndTheUserOnly) {
-  inbound(romeo_bare, juliet_bare, "subscribe");
-  outbound(juliet, romeo_bare, "subscribed");
-  host_->fire("account/presence",
-              "<presence type='unavailable' from='" + juliet + "'><status>gone</status></presence>",
-              juliet, {}, juliet);
+  juliet_leaves_watched_by_romeo();
   auto ask = [&](const std::string& from) {
     host_->clear_sent();
     return host_->fire("iq-get/bare/jabber:iq:last:query",
@@ -420,6 +425,7 @@ TEST_F(RosterPluginTest, DeletedAccountsLeaveNothingAndAreNotWrittenBack) {
   set(romeo, "<item jid='juliet@example.org'/>");
   host_->fire("account/presence", "<presence type='unavailable' from='" + romeo + "'/>", romeo, {},
               romeo);
+  host_->run_posted();  // the last-activity write commits
   ASSERT_TRUE(host_->kv(romeo_bare, "roster", "items"));
   ASSERT_TRUE(host_->kv(romeo_bare, "roster", "last"));
   host_->remove_user(romeo_bare);
@@ -429,7 +435,33 @@ TEST_F(RosterPluginTest, DeletedAccountsLeaveNothingAndAreNotWrittenBack) {
   // The deleted account's session ends afterwards: no last-seen is written back.
   host_->fire("account/presence", "<presence type='unavailable' from='" + romeo + "'/>", romeo, {},
               romeo);
+  host_->run_posted();
   EXPECT_FALSE(host_->kv(romeo_bare, "roster", "last"));
+}
+
+// Each logout's last activity is queued for the next group commit (kv_set_async) instead of
+// holding the shard until its own commit; until it commits the plugin answers from memory.
+TEST_F(RosterPluginTest, LastActivityIsReadBackBeforeItsWriteCommits) {
+  juliet_leaves_watched_by_romeo();
+  EXPECT_FALSE(host_->kv(juliet_bare, "roster", "last"));  // queued, not committed yet
+  auto ask = [&] {
+    host_->clear_sent();
+    auto r = host_->fire("iq-get/bare/jabber:iq:last:query",
+                         iq("get", "l", romeo, juliet_bare, "<query xmlns='jabber:iq:last'/>"));
+    EXPECT_TRUE(r.handled()) << r.error_condition;
+    return host_->replies().empty() ? std::string() : host_->replies().at(0);
+  };
+  EXPECT_TRUE(contains(ask(), ">gone</query>"));
+  // A probe reads it too (the unavailable presence with its status and delay).
+  host_->clear_sent();
+  host_->fire("presence/bare",
+              "<presence type='probe' from='" + romeo + "' to='" + juliet_bare + "'/>");
+  ASSERT_FALSE(host_->sent().empty());
+  EXPECT_TRUE(contains(host_->sent().back(), "<status>gone</status>")) << host_->sent().back();
+  host_->run_posted();  // committed: stored, and read from storage from now on
+  ASSERT_TRUE(host_->kv(juliet_bare, "roster", "last"));
+  EXPECT_NE(std::string::npos, host_->kv(juliet_bare, "roster", "last")->find("\ngone"));
+  EXPECT_TRUE(contains(ask(), ">gone</query>"));
 }
 
 TEST_F(RosterPluginTest, DeletingAnOnlineAccountTellsItsContacts) {
