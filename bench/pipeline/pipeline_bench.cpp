@@ -11,28 +11,13 @@
 #include <stanzad/plugin.hpp>
 #include <vector>
 
+#include "count_allocations.hpp"
 #include "fake_host.hpp"
 #include "plugin/event.hpp"
 #include "plugin/lua_host.hpp"
 #include "xmpp/jid.hpp"
 
-namespace {
-
-std::atomic<std::uint64_t> allocations{0};
-
-}  // namespace
-
-// The replaced operator new is malloc itself, so freeing with free() is right; GCC 12 cannot
-// see that through the replacement and warns (-Wmismatched-new-delete).
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-
-void* operator new(std::size_t n) {
-  allocations.fetch_add(1, std::memory_order_relaxed);
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+using stanzad::testing::allocations;
 
 namespace sz = stanzad::sdk;
 

@@ -2,6 +2,7 @@
 #include "xml/serializer.hpp"
 
 #include <array>
+#include <boost/container/small_vector.hpp>
 #include <cstdint>
 #include <vector>
 
@@ -119,7 +120,9 @@ void serialize(const Element& root, std::string& out, std::string_view parent_ns
     std::size_t next;
     std::string_view ns;  // the default namespace in scope inside el
   };
-  std::vector<Frame> stack;
+  // Inline for the depths stanzas have: serializing a message allocates nothing of its own
+  // (a std::vector here cost two allocations per chat message, at depths 1 and 2).
+  boost::container::small_vector<Frame, 8> stack;
 
   auto open = [&](const Element& el, std::string_view pns) {
     write_start(el, pns, out);

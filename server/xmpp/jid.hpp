@@ -50,6 +50,12 @@ class Jid {
 
   const std::string& str() const { return full_; }
   std::string bare_str() const;
+  // The bare JID inside str(), without a copy: valid as long as this Jid is.
+  std::string_view bare_view() const {
+    return resource_.empty()
+               ? std::string_view(full_)
+               : std::string_view(full_).substr(0, full_.size() - resource_.size() - 1);
+  }
 
   // full_ is derived from the parts and unambiguous (node and domain hold no '@' or '/'),
   // so comparing it alone orders and equates by normalized parts.

@@ -51,7 +51,7 @@ void Router::route(Routed r) {
     route_to_host(std::move(r));
     return;
   }
-  net::Shard& owner = shards_.owner_of(r.to.bare_str());
+  net::Shard& owner = shards_.owner_of(r.to.bare_view());
   owner.run([this, r = std::move(r)]() mutable { deliver_local(std::move(r)); });
 }
 
@@ -117,7 +117,7 @@ void Router::route_to_host(Routed r) {
 
 void Router::deliver_local(Routed r) {
   Owned& owned = here();
-  auto it = owned.accounts.find(r.to.bare_str());
+  auto it = owned.accounts.find(r.to.bare_view());
   Account* account = it == owned.accounts.end() ? nullptr : &it->second;
   const std::string_view kind = r.stanza.name();
   const std::string_view type = r.stanza.attr("type");
@@ -221,7 +221,7 @@ void Router::deliver_to_bare(Routed r, Account* account) {
 }
 
 void Router::bind(const Jid& full, SessionHandle handle, std::function<void(bool)> done) {
-  net::Shard& owner = shards_.owner_of(full.bare_str());
+  net::Shard& owner = shards_.owner_of(full.bare_view());
   owner.run([this, full, handle = std::move(handle), done = std::move(done)]() mutable {
     Account& account = here().accounts[full.bare_str()];
     if (Resource* old = account.find(full.resource())) {
@@ -256,10 +256,10 @@ void Router::bind(const Jid& full, SessionHandle handle, std::function<void(bool
 }
 
 void Router::close_account(const Jid& bare, std::string condition, std::string text) {
-  net::Shard& owner = shards_.owner_of(bare.bare_str());
+  net::Shard& owner = shards_.owner_of(bare.bare_view());
   owner.run([this, bare, condition = std::move(condition), text = std::move(text)] {
     auto& accounts = here().accounts;
-    auto it = accounts.find(bare.bare_str());
+    auto it = accounts.find(bare.bare_view());
     if (it == accounts.end()) return;
     // Posted, never inline: each close unbinds from the list being walked here.
     for (const auto& res : it->second.resources) {
@@ -272,11 +272,11 @@ void Router::close_account(const Jid& bare, std::string condition, std::string t
 
 void Router::rebind(const Jid& full, std::uint64_t old_id, SessionHandle to, net::Shard& back,
                     std::function<void(bool)> done) {
-  net::Shard& owner = shards_.owner_of(full.bare_str());
+  net::Shard& owner = shards_.owner_of(full.bare_view());
   owner.run([this, full, old_id, to = std::move(to), &back, done = std::move(done)]() mutable {
     bool found = false;
     auto& accounts = here().accounts;
-    auto it = accounts.find(full.bare_str());
+    auto it = accounts.find(full.bare_view());
     if (it != accounts.end()) {
       Resource* res = it->second.find(full.resource());
       if (res && res->handle.id == old_id) {
@@ -289,10 +289,10 @@ void Router::rebind(const Jid& full, std::uint64_t old_id, SessionHandle to, net
 }
 
 void Router::unbind(const Jid& full, std::uint64_t session_id) {
-  net::Shard& owner = shards_.owner_of(full.bare_str());
+  net::Shard& owner = shards_.owner_of(full.bare_view());
   owner.run([this, full, session_id] {
     Owned& owned = here();
-    auto it = owned.accounts.find(full.bare_str());
+    auto it = owned.accounts.find(full.bare_view());
     if (it == owned.accounts.end()) return;
     Account& account = it->second;
     auto res = std::find_if(account.resources.begin(), account.resources.end(),
@@ -302,7 +302,7 @@ void Router::unbind(const Jid& full, std::uint64_t session_id) {
     // it while the resource is still listed, unavailable, with its properties.
     if (res->available) went_unavailable(account, *res, full);
     // Handlers ran: look the account and the resource up again.
-    it = owned.accounts.find(full.bare_str());
+    it = owned.accounts.find(full.bare_view());
     if (it == owned.accounts.end()) return;
     auto& resources = it->second.resources;
     res = std::find_if(resources.begin(), resources.end(),
@@ -331,10 +331,10 @@ void Router::went_unavailable(Account& account, Resource& res, const Jid& full) 
 }
 
 void Router::broadcast_own_presence(Routed r, std::uint64_t session_id) {
-  net::Shard& owner = shards_.owner_of(r.from.bare_str());
+  net::Shard& owner = shards_.owner_of(r.from.bare_view());
   owner.run([this, r = std::move(r), session_id]() mutable {
     Owned& owned = here();
-    auto it = owned.accounts.find(r.from.bare_str());
+    auto it = owned.accounts.find(r.from.bare_view());
     if (it == owned.accounts.end()) return;
     Account& account = it->second;
     Resource* self = account.find(r.from.resource());
@@ -413,10 +413,10 @@ int Router::sessions(std::string_view bare, const std::function<void(const Sessi
 }
 
 void Router::set_property(const Jid& full, std::string key, std::optional<std::string> value) {
-  net::Shard& owner = shards_.owner_of(full.bare_str());
+  net::Shard& owner = shards_.owner_of(full.bare_view());
   owner.run([this, full, key = std::move(key), value = std::move(value)]() mutable {
     auto& accounts = here().accounts;
-    auto it = accounts.find(full.bare_str());
+    auto it = accounts.find(full.bare_view());
     if (it == accounts.end()) return;
     Resource* res = it->second.find(full.resource());
     if (!res) return;

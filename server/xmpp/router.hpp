@@ -103,8 +103,14 @@ class Router {
     std::vector<Resource> resources;
     Resource* find(std::string_view resource);
   };
+  struct BareHash {
+    using is_transparent = void;  // find(std::string_view): no key copy per stanza
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
   struct Owned {
-    std::unordered_map<std::string, Account> accounts;  // by bare JID
+    std::unordered_map<std::string, Account, BareHash, std::equal_to<>> accounts;  // by bare JID
   };
 
   Owned& here();

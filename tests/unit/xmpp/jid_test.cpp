@@ -256,5 +256,20 @@ TEST(Utf8, Validation) {
   EXPECT_FALSE(is_valid_utf8("\xED\xBF\xBF"));      // surrogate
 }
 
+// Issue 7: the router hashes and looks accounts up by the bare JID inside str(), no copy.
+TEST(Jid, BareViewIsThePrefixOfStr) {
+  auto full = Jid::make("romeo", "example.net", "orchard/with/slashes");
+  ASSERT_TRUE(full);
+  EXPECT_EQ(full->bare_view(), "romeo@example.net");
+  EXPECT_EQ(full->bare_view().data(), full->str().data());
+  auto bare = Jid::parse("romeo@example.net");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->bare_view(), "romeo@example.net");
+  auto host_res = Jid::parse("example.net/svc");
+  ASSERT_TRUE(host_res);
+  EXPECT_EQ(host_res->bare_view(), "example.net");
+  EXPECT_EQ(Jid().bare_view(), "");
+}
+
 }  // namespace
 }  // namespace stanzad::xmpp
