@@ -111,6 +111,24 @@ void C2SSession::fire_session_event(std::string_view name, const Jid* jid) {
   server_.pipeline().fire(ev);
 }
 
+class C2SSession::WriteBatch {
+ public:
+  explicit WriteBatch(C2SSession& s) : s_(s), outer_(!s.batching_) { s_.batching_ = true; }
+  ~WriteBatch() {
+    if (!outer_) return;
+    s_.batching_ = false;
+    if (!s_.write_deferred_) return;
+    s_.write_deferred_ = false;
+    s_.start_write();
+  }
+  WriteBatch(const WriteBatch&) = delete;
+  WriteBatch& operator=(const WriteBatch&) = delete;
+
+ private:
+  C2SSession& s_;
+  bool outer_;
+};
+
 // ---- transport -------------------------------------------------------------------------
 //
 // The TLS handshake is OpenSSL on the socket itself (SSL_set_fd on a non-blocking socket),
@@ -228,6 +246,7 @@ void C2SSession::on_readable(const boost::system::error_code& ec) {
     close_transport();
     return;
   }
+  WriteBatch batch(*this);  // the replies to what is read here leave in one write at the end
   auto& buffer = shard_read_buffer();
   // Drain what is there (bounded, so one busy client cannot starve the shard), and stop at a
   // short read rather than read again for EAGAIN: the next readiness wait re-checks the
@@ -423,32 +442,39 @@ void C2SSession::send(const xml::Element& el) {
 void C2SSession::do_write() {
   if (state_ == State::tls_handshake) return;  // written once the handshake is done
   write_in_flight_ = true;
-  // The write starts from the event loop, never inside the caller: what else is queued in
-  // this round goes out in the same write, and a failing socket never closes the session
-  // under the feet of whoever was delivering to it (the router iterating an account).
-  asio::post(shard_.context(), [self = shared_from_this()] {
-    if (self->detached()) {
-      self->write_in_flight_ = false;
+  // The write starts when the session's own handler ends (WriteBatch), or from the event
+  // loop, never inside the caller: what else is queued meanwhile goes out in the same write,
+  // and a failing socket never closes the session under the feet of whoever was delivering
+  // to it (the router iterating an account).
+  if (batching_) {
+    write_deferred_ = true;
+    return;
+  }
+  asio::post(shard_.context(), [self = shared_from_this()] { self->start_write(); });
+}
+
+void C2SSession::start_write() {
+  if (detached()) {
+    write_in_flight_ = false;
+    return;
+  }
+  if (records_) {
+    // Everything queued this round goes out in as few records as fit (2^14 bytes each).
+    writing_.clear();
+    if (!records_->seal(out_, writing_)) {
+      writing_receipts_.swap(out_receipts_);
+      on_write(asio::error::connection_reset);
       return;
     }
-    if (self->records_) {
-      // Everything queued this round goes out in as few records as fit (2^14 bytes each).
-      self->writing_.clear();
-      if (!self->records_->seal(self->out_, self->writing_)) {
-        self->writing_receipts_.swap(self->out_receipts_);
-        self->on_write(asio::error::connection_reset);
-        return;
-      }
-      self->out_.clear();
-      // A session that only receives rebuilt its write context: the sweep frees it again.
-      if (self->state_ == State::bound && !self->idle_watched_) self->watch_idle();
-    } else {
-      self->writing_.swap(self->out_);
-    }
-    self->writing_receipts_.swap(self->out_receipts_);
-    self->written_ = 0;
-    self->continue_write();
-  });
+    out_.clear();
+    // A session that only receives rebuilt its write context: the sweep frees it again.
+    if (state_ == State::bound && !idle_watched_) watch_idle();
+  } else {
+    writing_.swap(out_);
+  }
+  writing_receipts_.swap(out_receipts_);
+  written_ = 0;
+  continue_write();
 }
 
 void C2SSession::continue_write() {
@@ -932,6 +958,7 @@ void C2SSession::scram_client_first(std::string_view message) {
         return store.credentials(host, *user, hash);
       },
       [self = shared_from_this()](std::optional<sasl::ScramCredentials> creds) {
+        WriteBatch batch(*self);
         if (self->state_ != State::negotiating || !self->scram_) return self->wait_for(false);
         std::string challenge = "<challenge xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>";
         challenge.append(sasl::base64_encode(self->scram_->server_first(creds)));
@@ -1061,6 +1088,7 @@ void C2SSession::handle_bind(xml::Element&& iq) {
       *full, SessionHandle{id_, &shard_, weak_from_this()},
       [self = shared_from_this(), full = *full, iq_id = std::string(iq.attr("id")),
        request = iq](bool bound) {
+        WriteBatch batch(*self);
         if (!bound) {
           xml::Element error = make_error_reply(request, "resource-constraint",
                                                 "this account has all the sessions it may have");

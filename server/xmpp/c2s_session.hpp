@@ -108,6 +108,10 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void send(std::string_view data);
   void send(const xml::Element& el);
   void do_write();
+  void start_write();  // seals (native records) what is queued and writes it
+  // While one lives, the session's own handler is running: a write it starts waits for the
+  // handler's end (one write, no posted handler and event-loop poll per reply).
+  class WriteBatch;
   void continue_write();
   void on_write(const boost::system::error_code& ec);
   void after_flush(std::function<void()> fn);
@@ -195,6 +199,8 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   std::vector<std::shared_ptr<Receipt>> out_receipts_, writing_receipts_;  // of those bytes
   std::size_t written_ = 0;
   bool write_in_flight_ = false;
+  bool batching_ = false;        // a WriteBatch lives
+  bool write_deferred_ = false;  // do_write ran during it: start_write when it ends
   std::vector<std::function<void()>> flushed_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer shape_timer_;
