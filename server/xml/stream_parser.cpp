@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <random>
 #include <vector>
 
 namespace stanzad::xml {
@@ -147,6 +148,22 @@ std::string_view to_string(StreamError error) {
   return "undefined-condition";
 }
 
+// Expat salts its hash tables (against floods of colliding names) from getrandom() for every
+// new parser unless given a salt: a system call per stream, two per login, one per idle
+// session's parser rebuild. The salts come from a per-thread generator seeded once from the
+// kernel instead: as unpredictable to a client, which never sees them.
+unsigned long next_hash_salt() {
+  thread_local std::uint64_t state = [] {
+    std::random_device kernel;
+    return (static_cast<std::uint64_t>(kernel()) << 32) ^ kernel();
+  }();
+  std::uint64_t z = (state += 0x9e3779b97f4a7c15ULL);  // splitmix64
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  return static_cast<unsigned long>(z) | 1;  // 0 means "none": expat would ask the kernel
+}
+
 struct StreamParser::Impl {
   Impl(Handler& handler, ParserLimits limits) : handler_(&handler), limits_(limits) { init(); }
   ~Impl() {
@@ -186,6 +203,7 @@ struct StreamParser::Impl {
   void init() {
     parser_ = XML_ParserCreateNS("UTF-8", kNsSeparator);
     if (parser_ == nullptr) throw std::bad_alloc();
+    XML_SetHashSalt(parser_, next_hash_salt());
     XML_SetReturnNSTriplet(parser_, XML_TRUE);
     // Debian's expat 2.5.0 backports reparse deferral, which holds back a large token until about
     // as many bytes again arrive: a lone big stanza would hang. The stanza limit bounds the cost.

@@ -11,6 +11,10 @@
 
 namespace stanzad::xml {
 
+// The hash salt each new expat parser gets (never 0): from a per-thread generator seeded once
+// from the kernel, so that making a parser costs no system call.
+unsigned long next_hash_salt();
+
 inline constexpr std::string_view kStreamsNs = "http://etherx.jabber.org/streams";
 
 struct ParserLimits {

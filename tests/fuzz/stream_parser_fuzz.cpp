@@ -28,6 +28,12 @@ extern "C" XML_Parser __wrap_XML_ParserCreateNS(const XML_Char* encoding, XML_Ch
   if (p != nullptr) XML_SetHashSalt(p, 0x5a17);
   return p;
 }
+// StreamParser salts its parsers itself (xml::next_hash_salt): the same fixed salt for those
+// (-Wl,--wrap=XML_SetHashSalt).
+extern "C" int __real_XML_SetHashSalt(XML_Parser p, unsigned long salt);
+extern "C" int __wrap_XML_SetHashSalt(XML_Parser p, unsigned long) {
+  return __real_XML_SetHashSalt(p, 0x5a17);
+}
 
 namespace {
 

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <set>
 #include <string>
+#include <thread>
 
 #include "parse_helpers.hpp"
 
@@ -623,6 +625,27 @@ TEST(StreamParser, NulByteIsRefusedHoweverSplit) {
   StreamParser parser(rec);
   feed_all(parser, inputs[2]);
   EXPECT_EQ(1u, rec.stanzas.size());
+}
+
+}  // namespace
+}  // namespace stanzad::xml
+
+namespace stanzad::xml {
+namespace {
+
+// Every parser gets its own salt from a per-thread generator (no getrandom() per stream, which
+// expat does when given none): never 0 (expat's "none"), different call to call and per thread.
+TEST(StreamParser, HashSaltsDifferAndAreNeverZero) {
+  std::set<unsigned long> seen;
+  for (int i = 0; i < 1000; ++i) {
+    unsigned long salt = next_hash_salt();
+    EXPECT_NE(0UL, salt);
+    seen.insert(salt);
+  }
+  EXPECT_EQ(1000u, seen.size());
+  unsigned long other = 0;
+  std::thread([&] { other = next_hash_salt(); }).join();
+  EXPECT_EQ(0u, seen.count(other));
 }
 
 }  // namespace
