@@ -211,6 +211,8 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   // quiet, and frees what it can rebuild (its parser, its output buffers).
   std::uint32_t reads_ = 0;
   std::uint32_t reads_at_sweep_ = 0;
+  std::uint32_t writes_ = 0;  // record batches sealed (own TLS 1.3 records)
+  std::uint32_t writes_at_sweep_ = 0;
   bool idle_watched_ = false;
 
   std::string stream_id_;
