@@ -27,7 +27,8 @@ def free_port():
 class Server:
     """A running stanzad. Use as a context manager."""
 
-    def __init__(self, users=(), limits="", extra_config="", require_tls=True, shards=2):
+    def __init__(self, users=(), limits="", extra_config="", require_tls=True, shards=2,
+                 log_level="debug"):
         self.dir = tempfile.mkdtemp(prefix="stanzad-it-")
         self.port = free_port()
         self.tls_port = free_port()
@@ -37,7 +38,7 @@ class Server:
             f.write(f"""<?xml version="1.0"?>
 <stanzad>
   <server shards="{shards}" data-dir="data"/>
-  <log level="debug" file=""/>
+  <log level="{log_level}" file=""/>
   <host name="{HOST}"/>
   <c2s address="127.0.0.1" port="{self.port}" require-tls="{'true' if require_tls else 'false'}"/>
   <c2s-tls address="127.0.0.1" port="{self.tls_port}"/>
