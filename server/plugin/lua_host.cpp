@@ -13,6 +13,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -94,6 +95,9 @@ struct Instance {
   std::vector<std::unique_ptr<LuaHandler>> handlers;
   std::unordered_map<std::uint64_t, std::unique_ptr<LuaTimer>> timers;
   std::uint64_t next_timer = 0;
+  // store:set_async callbacks waiting for their commit, by write id (unique in the process, so
+  // that a reloaded instance of the same plugin never takes an old instance's completion).
+  std::unordered_map<std::uint64_t, int> writes;
 };
 
 std::mutex g_mutex;  // guards g_shards and g_runtime_path; Lua states are per thread
@@ -1137,6 +1141,57 @@ int store_set(lua_State* L) {
   return 0;
 }
 
+// store:set_async(user, key, value|nil [, fn(ok)]): store:set without waiting for the commit
+// (kv_set_async, ABI 1.3): the write joins the next group commit and fn runs afterwards on this
+// shard, unless the module was unloaded meanwhile. store:get may return the old value until then.
+struct AsyncWrite {
+  std::uint64_t id;
+  const sz_host_api* api;
+};
+std::atomic<std::uint64_t> g_next_write{0};
+
+int store_set_async(lua_State* L) {
+  Instance* inst = store_inst(L);
+  sz_str user = to_sz(L, 2), key = to_sz(L, 3), store = store_name(L);
+  sz_str value{nullptr, 0};
+  if (!lua_isnoneornil(L, 4)) value = to_sz(L, 4);
+  if (!lua_isnoneornil(L, 5)) luaL_checktype(L, 5, LUA_TFUNCTION);
+  sz_done_fn done = nullptr;
+  AsyncWrite* w = nullptr;
+  if (!lua_isnoneornil(L, 5)) {
+    w = new AsyncWrite{++g_next_write, inst->api};
+    lua_pushvalue(L, 5);
+    inst->writes.emplace(w->id, luaL_ref(L, LUA_REGISTRYINDEX));
+    done = [](sz_host* here, void* user, int ok) {
+      std::unique_ptr<AsyncWrite> w(static_cast<AsyncWrite*>(user));
+      if (here == nullptr) return;  // unloaded: destroy() dropped the callback
+      auto* inst = static_cast<Instance*>(w->api->instance_state(here));
+      auto it = inst->writes.find(w->id);
+      if (it == inst->writes.end()) return;  // a reloaded instance: not its write
+      int fn_ref = it->second;
+      inst->writes.erase(it);
+      lua_State* L = inst->shard->L;
+      int top = lua_gettop(L);
+      lua_pushcfunction(L, msgh);
+      lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
+      luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
+      lua_pushboolean(L, ok);
+      if (lua_pcall(L, 1, 0, top + 1) != LUA_OK) log_failure(inst, L, "set_async callback", "");
+      lua_settop(L, top);
+    };
+  }
+  if (inst->api->kv_set_async(inst->host, user, store, key, value, done, w) != 0) {
+    if (w) {
+      luaL_unref(L, LUA_REGISTRYINDEX, inst->writes[w->id]);
+      inst->writes.erase(w->id);
+      delete w;
+    }
+    return luaL_error(L, "storage error store=%s key=%s", lua_pushlstring(L, store.data, store.len),
+                      lua_tostring(L, 3));
+  }
+  return 0;
+}
+
 int store_keys(lua_State* L) {  // store:keys(user) -> { key, ... } in key order
   Instance* inst = store_inst(L);
   sz_str user = to_sz(L, 2), store = store_name(L);
@@ -1474,10 +1529,8 @@ void register_module(lua_State* L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &kMethodsKey);
 
   static const luaL_Reg store_methods[] = {
-      {"get", store_get},
-      {"set", store_set},
-      {"keys", store_keys},
-      {nullptr, nullptr},
+      {"get", store_get},   {"set", store_set}, {"set_async", store_set_async},
+      {"keys", store_keys}, {nullptr, nullptr},
   };
   luaL_newmetatable(L, kStoreMt);
   luaL_newlib(L, store_methods);
@@ -1567,6 +1620,7 @@ void destroy(Instance* inst, bool cancel_timers) {
     if (cancel_timers) inst->api->timer_cancel(inst->host, t->id);
     luaL_unref(L, LUA_REGISTRYINDEX, t->fn_ref);
   }
+  for (auto& [id, fn_ref] : inst->writes) luaL_unref(L, LUA_REGISTRYINDEX, fn_ref);
   if (inst->module_ref != LUA_NOREF) {
     lua_rawgeti(L, LUA_REGISTRYINDEX, inst->module_ref);
     lua_pushnil(L);

@@ -323,6 +323,47 @@ TEST_F(LuaTest, KeyValueStore) {
   EXPECT_TRUE(host.logged("storage error store=notes", SZ_LOG_ERROR));
 }
 
+// ABI 1.3 from Lua: store:set_async writes at the next commit (run_posted here) and then calls
+// back on the shard; an unloaded module's callback never runs.
+TEST_F(LuaTest, KeyValueStoreAsyncWrite) {
+  FakeHost host;
+  load(host, "kva", R"(
+    local store = module:open_store("notes")
+    module:hook("test/async", function(event)
+      local user = event.stanza and "juliet@example.org" or "romeo@example.org"
+      store:set_async(user, "k", "v2", function(ok)
+        module:log("info", "kva:done %s %s", tostring(ok), store:get(user, "k"))
+      end)
+      store:set_async(user, "gone", nil)
+      module:log("info", "kva:queued %s", tostring(store:get(user, "k")))
+      return true
+    end)
+  )");
+  host.set_kv("romeo@example.org", "notes", "gone", "x");
+  EXPECT_TRUE(host.fire("test/async").handled());
+  EXPECT_EQ(logged_with(host, "kva:"), Strings{"kva:queued nil"});
+  host.run_posted();
+  EXPECT_EQ(logged_with(host, "kva:"), (Strings{"kva:queued nil", "kva:done true v2"}));
+  EXPECT_EQ(host.kv("romeo@example.org", "notes", "k"), "v2");
+  EXPECT_FALSE(host.kv("romeo@example.org", "notes", "gone"));
+
+  // Unloaded before the commit: the write lands, the callback does not run.
+  EXPECT_TRUE(host.fire("test/async", "<message/>").handled());
+  ASSERT_TRUE(host.unload("kva"));
+  host.run_posted();
+  EXPECT_EQ(host.kv("juliet@example.org", "notes", "k"), "v2");
+  EXPECT_EQ(logged_with(host, "kva:done").size(), 1u);
+
+  // Refused by the storage: a Lua error, as store:set.
+  load(host, "kva", R"(
+    local store = module:open_store("notes")
+    module:hook("test/async", function() store:set_async("romeo@example.org", "k", "v3") end)
+  )");
+  host.fail_storage(true);
+  EXPECT_TRUE(host.fire("test/async").error());
+  EXPECT_TRUE(host.logged("storage error store=notes", SZ_LOG_ERROR));
+}
+
 // ABI 1.2 from Lua: sessions and their properties, account lookups, key listing.
 TEST_F(LuaTest, SessionsPropertiesAndAccounts) {
   FakeHost host;
