@@ -1,4 +1,4 @@
-"""A fresh stanzad on free ports with four accounts, for the load generator's smoke tests: the
+"""A fresh stanzad on free ports with accounts user1…userN (four unless asked), for the load generator's smoke tests: the
 integration tests' harness.Server, logging at warn so that the log does not cost the server."""
 import contextlib
 import os
@@ -11,9 +11,9 @@ BENCH = os.environ.get("STANZAD_BENCH", "build/tools/bench/stanzad-bench")
 
 
 @contextlib.contextmanager
-def smoke_server():
-    """Yields (direct TLS port, server process)."""
-    users = [(f"user{i}", "password") for i in range(1, 5)]
+def smoke_server(accounts=4):
+    """Yields (direct TLS port, server process); accounts user1, user2, … password "password"."""
+    users = [(f"user{i}", "password") for i in range(1, accounts + 1)]
     limits = 'connections-per-ip="0" sessions-per-account="0" bytes-per-second="0"'
     with Server(users=users, limits=limits, log_level="warn") as server:
         yield server.tls_port, server.proc

@@ -5,7 +5,12 @@
 // messages), rate (a fixed total message rate, latency percentiles, optionally with C idle
 // sessions). Every run is bounded in time, reports the server's and the generator's CPU, and
 // prints one line "RESULT scenario=... key=value ..." on standard output.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +21,7 @@
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <future>
 #include <iostream>
 #include <mutex>
@@ -49,15 +55,19 @@ struct Options {
   double time_limit = 900;
   int connect_concurrency = 100;
 
-  int sessions = 1000;   // idle
-  double hold = 2;       // idle: seconds to hold the sessions before measuring RSS
-  int concurrency = 50;  // login
-  int users = 0;         // login: pool of accounts (default: concurrency)
-  double duration = 10;  // login, flood, rate
-  int pairs = 100;       // flood, rate
-  int window = 10;       // flood
-  double rate = 2000;    // rate
-  int idle = 0;          // rate: extra idle sessions
+  int sessions = 1000;           // idle
+  double hold = 2;               // idle: seconds to hold the sessions before measuring RSS
+  bool hold_until_eof = false;   // idle: hold until stdin closes (rate's idle child process)
+  int concurrency = 50;          // login
+  int users = 0;                 // login: pool of accounts (default: concurrency)
+  double duration = 10;          // login, flood, rate
+  int pairs = 100;               // flood, rate
+  int window = 10;               // flood
+  double rate = 2000;            // rate
+  int idle = 0;                  // rate: extra idle sessions
+  double settle = 0;             // rate: seconds to wait after connecting, before sending
+  bool idle_in_process = false;  // rate: hold the idle sessions in this process, not a child
+  std::string latency_log;       // flood, rate: file for one line per message (sent at, latency)
 };
 
 std::int64_t now_ns() {
@@ -80,6 +90,117 @@ void raise_fd_limit() {
     setrlimit(RLIMIT_NOFILE, &lim);
   }
 }
+
+// The idle sessions of `rate --idle C`, held by a child process (this program's `idle`
+// scenario), so that the process timing the messages stays small. On this VM a kernel thread
+// (DAMON's physical-memory monitor, kdamond) samples pages every ~0.5 s and stalls, for ~10-25
+// ms, the process whose pages it samples, about in proportion to its memory: 10,000 idle
+// TLS clients make the generator 800 MB, and most of the tail it measured was its own.
+class IdleProcess {
+ public:
+  ~IdleProcess() { stop(); }
+
+  // Starts the child and waits until its sessions are connected; false (and why on stderr)
+  // if it could not start, or not every session connected.
+  bool start(const Options& o, int first, int count) {
+    int to_child[2], from_child[2];
+    if (::pipe2(to_child, O_CLOEXEC) != 0 || ::pipe2(from_child, O_CLOEXEC) != 0) {
+      std::perror("pipe");
+      return false;
+    }
+    std::vector<std::string> args = {"stanzad-bench",
+                                     "idle",
+                                     "--hold-until-eof",
+                                     "--sessions",
+                                     std::to_string(count),
+                                     "--first",
+                                     std::to_string(first),
+                                     "--host",
+                                     o.host,
+                                     "--port",
+                                     std::to_string(o.port),
+                                     "--domain",
+                                     o.domain,
+                                     "--user",
+                                     o.user_pattern,
+                                     "--password",
+                                     o.password,
+                                     "--tls",
+                                     o.tls,
+                                     "--mech",
+                                     o.mechanism,
+                                     "--threads",
+                                     std::to_string(o.threads),
+                                     "--sources",
+                                     std::to_string(o.sources),
+                                     "--source-base",
+                                     o.source_base,
+                                     "--connect-concurrency",
+                                     std::to_string(o.connect_concurrency),
+                                     "--time-limit",
+                                     std::to_string(o.time_limit)};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, to_child[0], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, from_child[1], STDOUT_FILENO);
+    int rc = ::posix_spawn(&pid_, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(to_child[0]);
+    ::close(from_child[1]);
+    to_child_ = to_child[1];
+    if (rc != 0) {
+      std::fprintf(stderr, "cannot start the idle sessions' process: %s\n", std::strerror(rc));
+      pid_ = 0;
+      ::close(from_child[0]);
+      return false;
+    }
+    // "READY <connected> <failed>", or EOF if the child gave up.
+    std::string line;
+    auto deadline = Clock::now() + std::chrono::duration<double>(o.time_limit);
+    while (line.find('\n') == std::string::npos && Clock::now() < deadline) {
+      pollfd p{from_child[0], POLLIN, 0};
+      if (::poll(&p, 1, 1000) <= 0) continue;
+      char buf[128];
+      ssize_t n = ::read(from_child[0], buf, sizeof buf);
+      if (n <= 0) break;
+      line.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(from_child[0]);
+    unsigned long ready = 0, failed = 0;
+    if (std::sscanf(line.c_str(), "READY %lu %lu", &ready, &failed) != 2 ||
+        ready != static_cast<unsigned long>(count)) {
+      std::fprintf(stderr, "the idle sessions' process connected %lu of %d sessions\n", ready,
+                   count);
+      return false;
+    }
+    return true;
+  }
+
+  // Closes the child's stdin: it ends its streams and exits (killed if it takes over 30 s).
+  void stop() {
+    if (to_child_ >= 0) ::close(to_child_), to_child_ = -1;
+    if (pid_ <= 0) return;
+    for (int i = 0; i < 300; ++i) {
+      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+        pid_ = 0;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
+
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = 0;
+  int to_child_ = -1;
+};
 
 // One io_context per thread, each run by its own thread until stop().
 class Threads {
@@ -276,6 +397,17 @@ class Bench {
                                          static_cast<std::size_t>(o_.sessions), failed, thread_of);
     cpu.stop();
     double connect_s = cpu.wall_seconds();
+    if (o_.hold_until_eof) {
+      // The parent (rate --idle) waits for this line, and closes our stdin when it is done.
+      std::printf("READY %zu %zu\n", ready, failed.load());
+      std::fflush(stdout);
+      std::fprintf(stderr, "%zu idle sessions connected in %.1f s\n", ready, connect_s);
+      char buf[256];
+      while (::read(STDIN_FILENO, buf, sizeof buf) > 0) {
+      }
+      finish_all(clients, thread_of);
+      return failed == 0 ? 0 : 1;
+    }
     std::this_thread::sleep_for(std::chrono::duration<double>(o_.hold));
     auto rss_after = o_.server_pid ? process_rss_kib(o_.server_pid) : std::nullopt;
 
@@ -419,6 +551,7 @@ class Bench {
   struct PairThread {
     std::vector<std::size_t> pairs;
     std::vector<double> latencies_ms;
+    std::vector<std::int64_t> sent_ns;  // with --latency-log: when each of latencies_ms was sent
     bool sending = false;
     std::size_t next_pair = 0;
     std::uint64_t scheduled = 0;
@@ -468,7 +601,10 @@ class Bench {
     p.max_seq = std::max(p.max_seq, seq);
     ++p.received;
     ++delivered_;
-    if (record_latency_) th.latencies_ms.push_back(static_cast<double>(now_ns() - t) / 1e6);
+    if (record_latency_) {
+      th.latencies_ms.push_back(static_cast<double>(now_ns() - t) / 1e6);
+      if (!o_.latency_log.empty()) th.sent_ns.push_back(t);
+    }
     return true;
   }
 
@@ -520,6 +656,7 @@ class Bench {
   }
 
   void latency_fields(Result& r) {
+    if (!o_.latency_log.empty()) write_latency_log();
     std::vector<double> all;
     for (auto& th : pair_threads_)
       all.insert(all.end(), th.latencies_ms.begin(), th.latencies_ms.end());
@@ -529,6 +666,28 @@ class Bench {
     r.add("p99_ms", percentile(all, 99, true));
     r.add("p999_ms", percentile(all, 99.9, true));
     r.add("max_ms", all.empty() ? 0.0 : all.back());
+  }
+
+  // One line per delivered message, in the order sent: seconds since the first was sent,
+  // latency in ms. Shows whether the tail is spread out or comes in bursts, and when.
+  void write_latency_log() {
+    std::vector<std::pair<std::int64_t, double>> rows;
+    for (auto& th : pair_threads_)
+      for (std::size_t k = 0; k < th.sent_ns.size(); ++k)
+        rows.emplace_back(th.sent_ns[k], th.latencies_ms[k]);
+    std::sort(rows.begin(), rows.end());
+    std::FILE* f = std::fopen(o_.latency_log.c_str(), "w");
+    if (f == nullptr) {
+      std::perror(o_.latency_log.c_str());
+      return;
+    }
+    // CLOCK_MONOTONIC, as `perf record -k CLOCK_MONOTONIC` stamps its samples.
+    if (!rows.empty())
+      std::fprintf(f, "# t0 %.6f (CLOCK_MONOTONIC seconds)\n",
+                   static_cast<double>(rows.front().first) / 1e9);
+    for (auto& [t, ms] : rows)
+      std::fprintf(f, "%.6f %.3f\n", static_cast<double>(t - rows.front().first) / 1e9, ms);
+    std::fclose(f);
   }
 
   // Waits until every sent message arrived, or `limit` passes.
@@ -636,7 +795,12 @@ class Bench {
 
   int rate() {
     std::vector<std::shared_ptr<Client>> idle;
-    if (!connect_pairs(static_cast<std::size_t>(o_.idle), idle)) return 1;
+    IdleProcess idle_process;
+    if (!connect_pairs(o_.idle_in_process ? static_cast<std::size_t>(o_.idle) : 0, idle)) return 1;
+    if (o_.idle > 0 && !o_.idle_in_process &&
+        !idle_process.start(o_, o_.first_user + 2 * o_.pairs, o_.idle))
+      return 1;
+    if (o_.settle > 0) std::this_thread::sleep_for(std::chrono::duration<double>(o_.settle));
     auto rss = o_.server_pid ? process_rss_kib(o_.server_pid) : std::nullopt;
     record_latency_ = true;
     threads_.run_on_all([&](std::size_t t) {
@@ -649,6 +813,7 @@ class Bench {
     });
     std::uint64_t delivered_start = delivered_;
     CpuMeter cpu(o_.server_pid);
+    CpuMeter idle_cpu(idle_process.pid());
     auto start = Clock::now();
     threads_.run_on_all([&](std::size_t t) {
       pair_threads_[t].sending = true;
@@ -660,11 +825,14 @@ class Bench {
       pair_threads_[t].timer->cancel();
     });
     cpu.stop();
+    idle_cpu.stop();
     std::uint64_t delivered = delivered_ - delivered_start;
     drain(std::chrono::seconds(5));
 
     Result r("rate");
     common(r, cpu);
+    if (idle_process.pid() > 0 && idle_cpu.server_seconds() >= 0)
+      r.add("idle_gen_cpu_cores", idle_cpu.server_seconds() / idle_cpu.wall_seconds());
     r.add("rate", o_.rate, 0);
     r.add("pairs", o_.pairs);
     r.add("idle", o_.idle);
@@ -682,6 +850,7 @@ class Bench {
     }
     finish_all(all, [](std::size_t i) { return i / 2; });
     finish_all(idle, [](std::size_t i) { return i; });
+    idle_process.stop();
     r.print();
     std::uint64_t lost = 0;
     for (auto& p : pairs_) lost += p.sent - p.received;
@@ -742,6 +911,8 @@ int main(int argc, char** argv) {
   app.add_option("--sessions", o.sessions, "idle: sessions")->capture_default_str();
   app.add_option("--hold", o.hold, "idle: seconds to wait before reading RSS")
       ->capture_default_str();
+  app.add_flag("--hold-until-eof", o.hold_until_eof,
+               "idle: hold until standard input closes (how rate --idle runs its child)");
   app.add_option("--concurrency", o.concurrency, "login: logins in flight")->capture_default_str();
   app.add_option("--users", o.users, "login: accounts to cycle through (default: concurrency)");
   app.add_option("--duration", o.duration, "login, flood, rate: seconds measured")
@@ -752,6 +923,12 @@ int main(int argc, char** argv) {
   app.add_option("--rate", o.rate, "rate: total messages per second")->capture_default_str();
   app.add_option("--idle", o.idle, "rate: extra idle sessions (accounts after the pairs')")
       ->capture_default_str();
+  app.add_option("--settle", o.settle, "rate: seconds to wait after connecting, before sending")
+      ->capture_default_str();
+  app.add_flag("--idle-in-process", o.idle_in_process,
+               "rate: hold the idle sessions in this process (default: a child process)");
+  app.add_option("--latency-log", o.latency_log,
+                 "flood, rate: write \"seconds-since-start latency-ms\" per message to this file");
   CLI11_PARSE(app, argc, argv);
 
   stanzad::bench::raise_fd_limit();
