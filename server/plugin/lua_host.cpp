@@ -627,6 +627,51 @@ int open_native(lua_State* L) {  // require "stanzad.native": the core of stanza
   return 1;
 }
 
+// ---- require "stanzad.jid" (ABI 1.4 jid_prep) -------------------------------------------------
+
+// jid.prep(s) / jid.prep_bare(s) -> the JID prepared as the core prepares addresses, or nil when
+// s is not a JID (or not a string: item.attr.jid may be absent).
+int jid_prep_common(lua_State* L, bool bare) {
+  const sz_host_api& api = shard_of(L)->api;
+  if (!SZ_HAS(&api, jid_prep_bare)) return luaL_error(L, "this server cannot prepare JIDs");
+  if (lua_type(L, 1) != LUA_TSTRING) {
+    lua_pushnil(L);
+    return 1;
+  }
+  std::size_t n = 0;
+  const char* in = lua_tolstring(L, 1, &n);
+  auto fn = bare ? api.jid_prep_bare : api.jid_prep;
+  char buf[SZ_JID_MAX_BYTES];
+  std::size_t len = 0;
+  int r = fn(sz_str{in, n}, buf, sizeof buf, &len);
+  if (r == SZ_JID_OK) {
+    lua_pushlstring(L, buf, len);
+  } else if (r == SZ_JID_TOO_SMALL) {  // not with today's limits; a host may allow more one day
+    std::string big(len, '\0');
+    if (fn(sz_str{in, n}, big.data(), big.size(), &len) == SZ_JID_OK) {
+      lua_pushlstring(L, big.data(), len);
+    } else {
+      lua_pushnil(L);
+    }
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+int jid_prep(lua_State* L) { return jid_prep_common(L, false); }
+int jid_prep_bare(lua_State* L) { return jid_prep_common(L, true); }
+
+int open_jid(lua_State* L) {
+  static const luaL_Reg fns[] = {
+      {"prep", jid_prep},
+      {"prep_bare", jid_prep_bare},
+      {nullptr, nullptr},
+  };
+  luaL_newlib(L, fns);
+  return 1;
+}
+
 // ---- errors and logging ----------------------------------------------------------------------
 
 int msgh(lua_State* L) {
@@ -1572,6 +1617,8 @@ Shard* new_shard(std::uint32_t index, const sz_host_api* api) {
   lua_getfield(L, -1, "preload");
   lua_pushcfunction(L, open_native);
   lua_setfield(L, -2, "stanzad.native");
+  lua_pushcfunction(L, open_jid);
+  lua_setfield(L, -2, "stanzad.jid");
   lua_pop(L, 1);
   std::string dir = runtime_dir();
   if (!dir.empty()) {

@@ -1,11 +1,13 @@
 // The stanza and event functions of the plugin C ABI, shared by the server and the fake host.
 #include "plugin/stanza_api.hpp"
 
+#include <cstring>
 #include <string>
 
 #include "plugin/event.hpp"
 #include "xml/serializer.hpp"
 #include "xml/stream_parser.hpp"
+#include "xmpp/jid.hpp"
 #include "xmpp/stanza.hpp"
 
 namespace stanzad::plugin {
@@ -21,6 +23,18 @@ struct Capture : xml::StreamParser::Handler {
   }
   void on_stream_close() override {}
 };
+
+// jid_prep and jid_prep_bare (ABI 1.4): Jid::parse, the core's own preparation, so a prepared
+// JID equals what the core stamps on stanzas.
+int prep_into(sz_str in, bool bare, char* out, std::size_t cap, std::size_t* len) {
+  auto jid = xmpp::Jid::parse(view(in));
+  if (!jid || jid->empty()) return SZ_JID_MALFORMED;
+  std::string_view prepared = bare ? jid->bare_view() : std::string_view(jid->str());
+  if (len) *len = prepared.size();
+  if (prepared.size() > cap || out == nullptr) return SZ_JID_TOO_SMALL;
+  std::memcpy(out, prepared.data(), prepared.size());
+  return SZ_JID_OK;
+}
 
 sz_str event_jid(const xmpp::Jid* j) { return j ? str(j->str()) : sz_str{nullptr, 0}; }
 
@@ -38,6 +52,12 @@ std::optional<xml::Element> parse_element(std::string_view text) {
 }
 
 void fill_stanza_api(sz_host_api& a) {
+  a.jid_prep = [](sz_str in, char* out, std::size_t cap, std::size_t* len) {
+    return prep_into(in, false, out, cap, len);
+  };
+  a.jid_prep_bare = [](sz_str in, char* out, std::size_t cap, std::size_t* len) {
+    return prep_into(in, true, out, cap, len);
+  };
   a.stanza_new = [](sz_str name, sz_str xmlns) -> sz_stanza* {
     return to_c(new xml::Element(std::string(view(name)), std::string(view(xmlns))));
   };

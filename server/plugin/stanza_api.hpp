@@ -1,4 +1,4 @@
-// The stanza and event functions of the plugin C ABI, shared by the server and the fake host.
+// The stanza, event and JID functions of the plugin C ABI, shared by the server and the fake host.
 #pragma once
 
 #include <stanzad/plugin.h>
@@ -24,7 +24,7 @@ inline sz_str str(std::string_view s) { return sz_str{s.data(), s.size()}; }
 // Parses one XML element (any namespace; default jabber:client). nullopt if not well-formed.
 std::optional<xml::Element> parse_element(std::string_view text);
 
-// Fills the stanza_* and event_* members of `api` (event_reply excepted: the host's own).
+// Fills the stanza_*, event_* and jid_* members of `api` (event_reply excepted: the host's own).
 void fill_stanza_api(sz_host_api& api);
 
 }  // namespace stanzad::plugin

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define SZ_ABI_MAJOR 1
-#define SZ_ABI_MINOR 3
+#define SZ_ABI_MINOR 4
 
 /** True if `ptr` (a struct with a leading uint32_t size) has `member`. */
 #define SZ_HAS(ptr, member) \
@@ -245,7 +245,31 @@ typedef struct {
    * found at once (done is not called). */
   int (*kv_set_async)(sz_host *, sz_str user_jid, sz_str store, sz_str key, sz_str value,
                       sz_done_fn done, void *user);
+
+  /* ---- added in 1.4 (check SZ_HAS) -------------------------------------------------- */
+  /** Prepares a JID exactly as the core prepares the addresses it stamps on stanzas (RFC 7622
+   * §3 splitting; Nodeprep, Nameprep and Resourceprep of RFC 3920 via libidn): "Ärger@Example.COM"
+   * gives "ärger@example.com", so a JID taken from a payload (a roster item, a blocklist item)
+   * compares equal to an event's `from`. Writes the prepared JID to out[0, cap), not
+   * NUL-terminated; `out` may be NULL when `cap` is 0 (to ask for the size).
+   * @param len receives the prepared JID's length in bytes for SZ_JID_OK and SZ_JID_TOO_SMALL
+   *            (may be NULL).
+   * @return SZ_JID_OK (written), SZ_JID_MALFORMED (not a JID: empty part, a character a
+   *         profile prohibits, invalid UTF-8, a part over 1023 bytes…; nothing written) or
+   *         SZ_JID_TOO_SMALL (nothing written; call again with cap >= *len). A buffer of
+   *         SZ_JID_MAX_BYTES always suffices. */
+  int (*jid_prep)(sz_str jid, char *out, size_t cap, size_t *len);
+  /** jid_prep, then without the resource: "Ärger@Example.COM/Home" gives "ärger@example.com".
+   * A resource must still be valid (Resourceprep) for the JID to be well-formed. */
+  int (*jid_prep_bare)(sz_str jid, char *out, size_t cap, size_t *len);
 } sz_host_api;
+
+/** Return codes of jid_prep and jid_prep_bare (1.4). */
+#define SZ_JID_OK 0
+#define SZ_JID_MALFORMED (-1)
+#define SZ_JID_TOO_SMALL (-2)
+/** The longest prepared JID: three parts of at most 1023 bytes each, '@' and '/'. */
+#define SZ_JID_MAX_BYTES 3071
 
 #define SZ_STAGE_PRE_AUTH 0
 #define SZ_STAGE_POST_AUTH 1

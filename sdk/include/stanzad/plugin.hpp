@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -30,12 +31,27 @@ inline std::string_view view(sz_str s) {
 inline void collect(void* user, sz_str value) {
   static_cast<std::string*>(user)->assign(value.data ? value.data : "", value.len);
 }
+// jid_prep or jid_prep_bare into a string; nullopt when malformed (jid::prep, jid::prep_bare).
+inline std::optional<std::string> prep_jid(std::string_view jid, bool bare) {
+  auto fn = bare ? api->jid_prep_bare : api->jid_prep;
+  std::string out(jid.size() + 16, '\0');  // nodeprep may grow a part ("ß" -> "ss"): retried
+  std::size_t len = 0;
+  int r = fn(str(jid), out.data(), out.size(), &len);
+  if (r == SZ_JID_TOO_SMALL) {
+    out.resize(len);
+    r = fn(str(jid), out.data(), out.size(), &len);
+  }
+  if (r != SZ_JID_OK) return std::nullopt;
+  out.resize(len);
+  return out;
+}
 }  // namespace detail
 
 enum class Verdict { pass = SZ_PASS, handled = SZ_HANDLED, error = SZ_ERROR };
 
-/// Parts of a JID the server already normalized (an event's from, to, session_jid; a stanza's
-/// server-stamped addresses): plain string slicing, no stringprep.
+/// JIDs. bare_of, domain_of and is_bare slice a JID the server already normalized (an event's
+/// from, to, session_jid; a stanza's server-stamped addresses): no stringprep. prep and
+/// prep_bare (ABI 1.4) normalize one taken from a payload, through the server.
 namespace jid {
 inline std::string_view bare_of(std::string_view jid) { return jid.substr(0, jid.find('/')); }
 inline std::string_view domain_of(std::string_view jid) {
@@ -44,6 +60,24 @@ inline std::string_view domain_of(std::string_view jid) {
   return at == std::string_view::npos ? jid : jid.substr(at + 1);
 }
 inline bool is_bare(std::string_view jid) { return jid.find('/') == std::string_view::npos; }
+
+// ---- ABI 1.4 (check has_prep()) ------------------------------------------------------------
+/// Whether the server can prepare JIDs (ABI 1.4); prep and prep_bare throw
+/// std::runtime_error on an older one.
+inline bool has_prep() { return SZ_HAS(sdk::detail::api, jid_prep_bare); }
+/// A JID from a payload (an item's jid attribute, a command's argument) prepared exactly as
+/// the core prepares the addresses it stamps (stringprep via libidn): "Ärger@Example.COM/Home"
+/// gives "ärger@example.com/Home". nullopt when it is not a JID.
+inline std::optional<std::string> prep(std::string_view jid) {
+  if (!has_prep()) throw std::runtime_error("this server cannot prepare JIDs (ABI < 1.4)");
+  return sdk::detail::prep_jid(jid, false);
+}
+/// prep without the resource (which must still be valid): "Ärger@Example.COM/Home" gives
+/// "ärger@example.com".
+inline std::optional<std::string> prep_bare(std::string_view jid) {
+  if (!has_prep()) throw std::runtime_error("this server cannot prepare JIDs (ABI < 1.4)");
+  return sdk::detail::prep_jid(jid, true);
+}
 }  // namespace jid
 
 namespace priority {

@@ -364,6 +364,29 @@ TEST_F(LuaTest, KeyValueStoreAsyncWrite) {
   EXPECT_TRUE(host.logged("storage error store=notes", SZ_LOG_ERROR));
 }
 
+// ABI 1.4 from Lua: require "stanzad.jid" prepares JIDs as the core does; nil for a malformed
+// JID or a value that is no string (an absent attribute).
+TEST_F(LuaTest, JidPrepAndPrepBare) {
+  FakeHost host;
+  load(host, "j", R"(
+    local jid = require "stanzad.jid"
+    module:hook("test/jid", function(event)
+      for _, s in ipairs({ "Juliet@Example.COM/Balcony", "\195\132rger@Example.com/Home",
+                           "stra\195\159e@example.com", "bad jid@example.com", "romeo@", "" }) do
+        module:log("info", "j:%s|%s", tostring(jid.prep(s)), tostring(jid.prep_bare(s)))
+      end
+      module:log("info", "j:%s %s", tostring(jid.prep(nil)), tostring(jid.prep_bare(42)))
+      return true
+    end)
+  )");
+  EXPECT_TRUE(host.fire("test/jid").handled());
+  EXPECT_EQ(logged_with(host, "j:"),
+            (Strings{"j:juliet@example.com/Balcony|juliet@example.com",
+                     "j:\xC3\xA4rger@example.com/Home|\xC3\xA4rger@example.com",
+                     "j:strasse@example.com|strasse@example.com", "j:nil|nil", "j:nil|nil",
+                     "j:nil|nil", "j:nil nil"}));
+}
+
 // ABI 1.2 from Lua: sessions and their properties, account lookups, key listing.
 TEST_F(LuaTest, SessionsPropertiesAndAccounts) {
   FakeHost host;
