@@ -38,30 +38,6 @@ const sz_option options[] = {
 using sz::jid::bare_of;
 using sz::jid::domain_of;
 
-// The bare JID inside a roster item, node and domain lowercased (ASCII: the SDK has no
-// stringprep); nullopt when it is not a JID (RFC 7622 shape only).
-std::optional<std::string> normalize_bare(std::string_view jid) {
-  auto slash = jid.find('/');
-  if (slash != std::string_view::npos && slash + 1 == jid.size()) return std::nullopt;
-  std::string_view bare = jid.substr(0, slash);
-  auto at = bare.find('@');
-  std::string_view node = at == std::string_view::npos ? std::string_view() : bare.substr(0, at);
-  std::string_view domain = at == std::string_view::npos ? bare : bare.substr(at + 1);
-  if (domain.empty() || domain.size() > 1023 || node.size() > 1023) return std::nullopt;
-  if (at != std::string_view::npos && node.empty()) return std::nullopt;
-  for (char c : node)
-    if (c == '"' || c == '&' || c == '\'' || c == '/' || c == ':' || c == '<' || c == '>' ||
-        c == '@' || c == ' ' || static_cast<unsigned char>(c) < 0x21)
-      return std::nullopt;
-  for (char c : domain)
-    if (c == '@' || c == ' ' || c == '<' || c == '>' || static_cast<unsigned char>(c) < 0x21)
-      return std::nullopt;
-  std::string out(bare);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -134,7 +110,8 @@ class RosterPlugin {
         max_items_(static_cast<std::size_t>(m.option_integer("roster_max_items"))),
         max_text_(static_cast<std::size_t>(m.option_integer("roster_max_text_bytes"))),
         started_(std::chrono::steady_clock::now()) {
-    if (!m.has_sessions()) throw std::runtime_error("roster needs a server with SDK 1.2");
+    if (!m.has_sessions() || !sz::jid::has_prep())
+      throw std::runtime_error("roster needs a server with SDK 1.4");
     m.add_feature(roster_ns);
     m.add_feature(last_ns);
     m.add_stream_feature("<ver xmlns='urn:xmpp:features:rosterver'/>");
@@ -354,7 +331,9 @@ class RosterPlugin {
     if (children.size() != 1 || children[0].name() != "item" || children[0].xmlns() != roster_ns)
       return ev.error("bad-request", "a roster set carries exactly one item", "modify");
     sz::StanzaRef el = children[0];
-    std::optional<std::string> jid = normalize_bare(el.attr("jid"));
+    // Prepared as the core prepares the addresses it stamps (SDK 1.4), so the item matches the
+    // contact's presence and a subscription to it.
+    std::optional<std::string> jid = sz::jid::prep_bare(el.attr("jid"));
     if (!jid) return ev.error("jid-malformed", "the item's jid is not a JID", "modify");
     if (*jid == user) return ev.error("not-allowed", "an account is not its own contact", "cancel");
     Roster r = load(user);
@@ -417,14 +396,13 @@ class RosterPlugin {
     sz::StanzaRef st = ev.stanza();
     if (!st || st.name() != "presence" || !subscription_type(st.type())) return sz::Verdict::pass;
     if (ev.to().empty()) return sz::Verdict::pass;  // the core drops it
-    std::optional<std::string> contact = normalize_bare(ev.to());
-    if (!contact) return ev.error("jid-malformed", {}, "modify");
+    std::string contact(bare_of(ev.to()));          // the core prepared `to` (or bounced it)
     std::string from(ev.from());
-    if (*contact == bare_of(from)) return sz::Verdict::handled;  // one's own presence is given
+    if (contact == bare_of(from)) return sz::Verdict::handled;  // one's own presence is given
     std::string xml = st.to_string();
-    m_.post<RosterPlugin>(
-        m_.owner_shard(from),
-        [from, contact = *contact, xml](RosterPlugin& self) { self.outbound(from, contact, xml); });
+    m_.post<RosterPlugin>(m_.owner_shard(from), [from, contact, xml](RosterPlugin& self) {
+      self.outbound(from, contact, xml);
+    });
     return sz::Verdict::handled;
   }
 

@@ -176,6 +176,38 @@ TEST_F(RosterPluginTest, InvalidSetsAreRefusedAsTheRfcSays) {
   EXPECT_FALSE(contains(a, "approved=")) << a;
 }
 
+// An item's JID is prepared as the core prepares addresses (SDK 1.4 stringprep): "Ärger"
+// (U+00C4) is "ärger" in the push and in the stored roster, so the subscription the core routes
+// to "ärger@example.org" updates that same item instead of adding a second one.
+TEST_F(RosterPluginTest, NonAsciiItemJidsArePreparedAsTheCorePreparesAddresses) {
+  const std::string aerger = "\xC3\xA4rger@example.org";
+  host_->add_user(aerger);
+  host_->add_session(romeo);
+  get(romeo);
+  host_->clear_sent();
+  ASSERT_TRUE(set(romeo, "<item jid='\xC3\x84rger@Example.ORG/Phone' name='A'/>").handled());
+  EXPECT_EQ(1u, sent_with(*host_, {"type='set'", "jid='" + aerger + "'"}).size())
+      << ::testing::PrintToString(host_->sent());
+  ASSERT_TRUE(set(romeo,
+                  "<item jid='stra\xC3\x9F"
+                  "e@\xEF\xBD\x85xample.org'/>")
+                  .handled());
+  EXPECT_FALSE(item(romeo, "strasse@example.org").empty());
+
+  outbound(romeo, aerger, "subscribe");  // the core already prepared `to`
+  std::string a = item(romeo, aerger);
+  EXPECT_TRUE(contains(a, "name='A'")) << a;
+  EXPECT_TRUE(contains(a, "ask='subscribe'")) << a;
+  const std::string& roster = host_->replies().at(0);  // item() fetched the whole roster
+  EXPECT_EQ(roster.find("rger@"), roster.rfind("rger@")) << roster;  // one item, not two
+
+  EXPECT_EQ("jid-malformed", set(romeo, "<item jid='a@exa mple.org'/>").error_condition);
+  EXPECT_EQ("jid-malformed",
+            set(romeo, "<item jid='\xC3\x84&amp;b@example.org'/>").error_condition);
+  EXPECT_EQ("not-allowed",
+            set(romeo, "<item jid='ROMEO@\xEF\xBD\x85xample.org'/>").error_condition);
+}
+
 TEST_F(RosterPluginTest, TheRosterSizeIsLimited) {
   load({{"roster_max_items", "2"}});
   ASSERT_TRUE(set(romeo, "<item jid='a@example.org'/>").handled());
