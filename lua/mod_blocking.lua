@@ -3,6 +3,7 @@
 -- blocked entity, outbound ones to it), with JIDs matched as in XEP-0016 §2.1.
 local st = require "stanzad.stanza";
 local errors = require "stanzad.errors";
+local jid_util = require "stanzad.jid";
 
 local xmlns_blocking = "urn:xmpp:blocking";
 local xmlns_errors = "urn:xmpp:blocking:errors";
@@ -35,17 +36,9 @@ local function bare_of(jid)
 	return slash and jid:sub(1, slash - 1) or jid;
 end
 
--- A JID from an item, normalized the way the core normalizes ASCII JIDs (lowercase node and
--- domain, resource as is); nil when it is not a JID. TODO(#5): full stringprep needs an SDK call.
-local function prep(jid)
-	if type(jid) ~= "string" or jid == "" or jid:find("[%s<>'\"&]") then return nil; end
-	local node, domain, resource = split(jid);
-	if domain == "" or domain:find("[@/]") or node == "" or resource == "" then return nil; end
-	local out = domain:lower():gsub("%.$", "");
-	if node then out = node:lower() .. "@" .. out; end
-	if resource then out = out .. "/" .. resource; end
-	return out;
-end
+-- A JID from an item, prepared as the core prepares the addresses it stamps (stringprep: SDK
+-- 1.4), so that it matches event.from; nil when it is not a JID.
+local prep = jid_util.prep;
 
 -- Whether `jid` is matched by an item of `set` (XEP-0191 §4 via XEP-0016 §2.1): the full JID,
 -- the bare JID, domain/resource, or the domain.
@@ -73,11 +66,19 @@ local function entry_of(list)
 	return { list = list, set = set, at = os.time() };
 end
 
+-- Entries are prepared again as they are read: lists stored before SDK 1.4 may hold a JID as
+-- the client wrote it ("Ärger@…"), which would match nothing (a duplicate is dropped).
 local function load_list(user)
 	local value = store:get(user, "list");
-	local list = {};
+	local list, seen = {}, {};
 	if value then
-		for jid in value:gmatch("[^\n]+") do list[#list + 1] = jid; end
+		for jid in value:gmatch("[^\n]+") do
+			jid = prep(jid) or jid;
+			if not seen[jid] then
+				seen[jid] = true;
+				list[#list + 1] = jid;
+			end
+		end
 	end
 	return list;
 end

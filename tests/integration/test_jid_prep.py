@@ -1,6 +1,6 @@
 """JIDs inside payloads, prepared by plugins as the core prepares addresses (SDK 1.4 jid_prep):
-a roster item (RFC 6121 §2) given in a non-normalized, non-ASCII form takes effect against the
-account as the core addresses it. slixmpp drives every client; the
+a roster item (RFC 6121 §2) and a block (XEP-0191) given in a non-normalized, non-ASCII form
+take effect against the account as the core addresses it. slixmpp drives every client; the
 items are written as raw XML because slixmpp's own JID class would normalize them first."""
 import asyncio
 import time
@@ -11,10 +11,13 @@ from harness import HOST, SharedServer, run, slix_client
 
 PASSWORD = "s3cret-enough"
 AERGER = f"\u00e4rger@{HOST}"  # ärger: what nodeprep makes of "ÄRGER"
-USERS = [("romeo", PASSWORD), ("\u00e4rger", PASSWORD)]
+STRASSE = f"strasse@{HOST}"  # what nodeprep makes of "Straße" (B.2 maps ß to "ss")
+USERS = [("romeo", PASSWORD), ("juliet", PASSWORD), ("\u00e4rger", PASSWORD),
+         ("strasse", PASSWORD)]
 PLUGINS = """
   <plugin name="disco"/>
   <plugin name="roster"/>
+  <plugin name="blocking"/>
 """
 ROSTER = "{jabber:iq:roster}"
 
@@ -88,6 +91,40 @@ class JidPrep(SharedServer):
         self.assertEqual([AERGER], list(items))
         self.assertEqual("A", items[AERGER][0])
         self.assertIn(items[AERGER][1], ("to", "both"))
+
+    def test_juliet_blocks_Strasse_in_fullwidth_and_his_messages_stop(self):
+        async def scenario():
+            juliet = await login(self.server, f"juliet@{HOST}")
+            strasse = await login(self.server, STRASSE)
+            romeo = await login(self.server, f"romeo@{HOST}")
+            got, bounced = [], []
+            juliet.add_event_handler("message", lambda m: got.append(str(m["body"])))
+            strasse.add_event_handler("message_error", lambda m: bounced.append(
+                m["error"]["condition"]))
+            try:
+                # "Straße" at "ＬocalＨost" (fullwidth L and H): Nameprep maps those to "localhost",
+                # Nodeprep maps ß to "ss" and folds the S.
+                await raw_iq(juliet, "<block xmlns='urn:xmpp:blocking'>"
+                                      "<item jid='Stra\u00dfe@\uff2cocal\uff28ost'/></block>")
+                listed = await raw_iq(juliet, "<blocklist xmlns='urn:xmpp:blocking'/>", "get")
+                blocklist = [i.get("jid") for i in listed.xml.iter("{urn:xmpp:blocking}item")]
+                strasse.send_message(mto=f"juliet@{HOST}", mbody="blocked?", mtype="chat")
+                deadline = time.monotonic() + 10
+                while not bounced and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                # Delivery is in order per sender only: a marker from Romeo after the bounce.
+                romeo.send_message(mto=f"juliet@{HOST}", mbody="marker", mtype="chat")
+                while "marker" not in got and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                return got, bounced, blocklist
+            finally:
+                for c in (juliet, strasse, romeo):
+                    await asyncio.wait_for(c.disconnect(), 10)
+
+        got, bounced, blocklist = run(scenario())
+        self.assertEqual(["service-unavailable"], bounced)  # XEP-0191 §3.3: as if offline
+        self.assertEqual(["marker"], got)
+        self.assertEqual([STRASSE], blocklist)  # the list names the account as the core does
 
 
 if __name__ == "__main__":

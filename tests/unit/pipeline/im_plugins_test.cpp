@@ -375,6 +375,52 @@ TEST(BlockingPlugin, MatchesDomainBareAndFullItemsAsXep0016) {
   EXPECT_FALSE(message(host, "tybalt@capulet.example/gate", juliet).passed());
 }
 
+// Items are prepared as the core prepares the sender's address (stringprep, SDK 1.4): a block
+// of "Ärger@Example.org" (U+00C4) or of fullwidth letters matches what the core stamps, and
+// an unblock given in another form lifts it.
+TEST(BlockingPlugin, PreparesNonAsciiItemsAsTheCore) {
+  FakeHost host({}, "example.org");
+  load_lua(host, "blocking");
+  ASSERT_TRUE(block(host,
+                    "<item jid='\xC3\x84rger@Example.org'/>"
+                    "<item jid='Stra\xC3\x9F"
+                    "e@example.org/Home'/>"
+                    "<item jid='\xEF\xBD\x94ybalt@\xEF\xBD\x8Dontague.example'/>")
+                  .handled());
+  EXPECT_EQ("\xC3\xA4rger@example.org\nstrasse@example.org/Home\ntybalt@montague.example",
+            host.kv(juliet_bare, "blocking", "list").value_or(""));
+  EXPECT_EQ("service-unavailable",
+            message(host, "\xC3\xA4rger@example.org/phone", juliet).error_condition);
+  EXPECT_EQ("service-unavailable",
+            message(host, "strasse@example.org/Home", juliet).error_condition);
+  EXPECT_TRUE(message(host, "strasse@example.org/home", juliet).passed());  // resources keep case
+  EXPECT_EQ("service-unavailable",
+            message(host, "tybalt@montague.example/x", juliet).error_condition);
+  // Stringprep refuses what the old ASCII check let through, and the reverse.
+  EXPECT_EQ("jid-malformed",
+            block(host, "<item jid='a@exa\xEF\xBC\x8Fmple.org'/>").error_condition);
+  ASSERT_TRUE(block(host, "<item jid='\xC3\xA4RGER@EXAMPLE.ORG'/>", juliet, "unblock").handled());
+  EXPECT_TRUE(message(host, "\xC3\xA4rger@example.org/phone", juliet).passed());
+}
+
+// A list stored before SDK 1.4 may hold an entry as the client wrote it: it is prepared as it
+// is read, so the block takes effect and the list shows it once.
+TEST(BlockingPlugin, EntriesStoredUnpreparedArePreparedWhenRead) {
+  FakeHost host({}, "example.org");
+  host.set_kv(juliet_bare, "blocking", "list",
+              "\xC3\x84rger@example.org\nnurse@example.org\n\xC3\x84RGER@Example.org");
+  load_lua(host, "blocking");
+  EXPECT_EQ("service-unavailable",
+            message(host, "\xC3\xA4rger@example.org/phone", juliet).error_condition);
+  host.fire("iq-get/bare/urn:xmpp:blocking:blocklist",
+            iq("get", "l1", juliet, juliet_bare, "<blocklist xmlns='urn:xmpp:blocking'/>"));
+  ASSERT_EQ(1u, host.replies().size());
+  EXPECT_TRUE(contains(host.replies()[0],
+                       "<blocklist xmlns='urn:xmpp:blocking'><item jid='\xC3\xA4rger@example.org'/>"
+                       "<item jid='nurse@example.org'/></blocklist>"))
+      << host.replies()[0];
+}
+
 TEST(BlockingPlugin, RefusesWhatTheAccountSendsToABlockedEntity) {
   FakeHost host({}, "example.org");
   load_lua(host, "blocking");
