@@ -38,6 +38,12 @@ const sz_option options[] = {
 using sz::jid::bare_of;
 using sz::jid::domain_of;
 
+bool is_ascii(std::string_view s) {
+  for (unsigned char c : s)
+    if (c >= 0x80) return false;
+  return true;
+}
+
 std::int64_t unix_now() {
   return std::chrono::duration_cast<std::chrono::seconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -242,7 +248,13 @@ class RosterPlugin {
           if (c.name() == "group") item.groups.push_back(c.text());
           if (c.name() == "presence") item.request = c.to_string();
         }
-        r.items.emplace(std::string(el.attr("jid")), std::move(item));
+        std::string jid(el.attr("jid"));
+        // Saved before SDK 1.4, a non-ASCII JID may be as the client wrote it ("Ärger@…"; ASCII
+        // was lowercased already): prepare it, or it never matches the contact's stanzas. The
+        // scan keeps the usual all-ASCII roster from paying for preparation at every read.
+        if (!is_ascii(jid))
+          if (auto prepared = sz::jid::prep_bare(jid)) jid = std::move(*prepared);
+        r.items.emplace(std::move(jid), std::move(item));  // a duplicate keeps the first
       }
     } catch (const std::exception& ex) {
       log_.warn("stored roster unreadable", "jid", user, "error", ex.what());

@@ -208,6 +208,20 @@ TEST_F(RosterPluginTest, NonAsciiItemJidsArePreparedAsTheCorePreparesAddresses) 
             set(romeo, "<item jid='ROMEO@\xEF\xBD\x85xample.org'/>").error_condition);
 }
 
+// A roster saved before SDK 1.4 may key a non-ASCII contact as the client wrote it: the item is
+// read under the prepared JID, so it matches the contact's presence again.
+TEST_F(RosterPluginTest, ItemsSavedUnpreparedAreReadUnderThePreparedJid) {
+  host_->set_kv(romeo_bare, "roster", "items",
+                "<roster xmlns='urn:stanzad:roster' ver='3'><item jid='\xC3\x84rger@example.org' "
+                "name='A' subscription='to'/><item jid='juliet@example.org' "
+                "subscription='none'/></roster>");
+  std::string a = item(romeo, "\xC3\xA4rger@example.org");
+  EXPECT_TRUE(contains(a, "name='A'")) << a;
+  EXPECT_TRUE(contains(a, "subscription='to'")) << a;
+  EXPECT_FALSE(contains(host_->replies().at(0), "\xC3\x84")) << host_->replies().at(0);
+  EXPECT_FALSE(item(romeo, "juliet@example.org").empty());
+}
+
 TEST_F(RosterPluginTest, TheRosterSizeIsLimited) {
   load({{"roster_max_items", "2"}});
   ASSERT_TRUE(set(romeo, "<item jid='a@example.org'/>").handled());
