@@ -494,28 +494,34 @@ void Server::reload_config() {
 
 void Server::shutdown() {
   if (stopping_.exchange(true)) return;
+  // Shards become quiet one by one; the last one starts the drain that stops them all.
+  auto closing = std::make_shared<std::atomic<unsigned>>(shards_.size());
   for (unsigned i = 0; i < shards_.size(); ++i) {
     net::Shard& shard = shards_.at(i);
-    asio::post(shard.context(), [this, &shard] {
+    asio::post(shard.context(), [this, &shard, closing] {
       for (auto& l : listeners_) {
         if (l->shard != &shard) continue;
         boost::system::error_code ignored;
         l->acceptor->close(ignored);
       }
+      // Closing a session (a hibernating one too) routes what its client never acknowledged
+      // again (XEP-0198): to the owner's shard, which keeps it in the offline store.
       auto& sessions = per_shard_[shard.index()].sessions;
       std::vector<std::shared_ptr<C2SSession>> live;
       for (auto& [id, weak] : sessions)
         if (auto s = weak.lock()) live.push_back(std::move(s));
       for (auto& s : live) s->close_with_stream_error("system-shutdown", "the server is stopping");
-      // Give pending writes a moment to reach clients, then stop this shard.
+      // Give pending writes a moment to reach clients; the shard keeps running for the others.
       auto timer = std::make_shared<asio::steady_timer>(shard.context());
       auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
       auto poll = std::make_shared<std::function<void()>>();
-      *poll = [this, &shard, timer, deadline, poll] {
+      *poll = [this, &shard, timer, deadline, poll, closing] {
         if (per_shard_[shard.index()].sessions.empty() ||
             std::chrono::steady_clock::now() >= deadline) {
-          shard.stop();
+          Server* server = this;  // resetting *poll destroys this lambda and its captures
+          bool last = --*closing == 0;
           *poll = nullptr;  // break the cycle
+          if (last) server->drain_then_stop(4);
           return;
         }
         timer->expires_after(std::chrono::milliseconds(20));
@@ -526,6 +532,23 @@ void Server::shutdown() {
       (*poll)();
     });
   }
+}
+
+// Every session is gone, but what their leaving posted may still be queued: messages on their
+// way to an owner's shard and its offline store, errors on their way back. A round posts a
+// marker to every shard and completes when all have run theirs, so everything posted before
+// it has run too; work that this posts again is caught by the next round (one hop per round:
+// session, owner, sender's owner), and then the shards stop.
+void Server::drain_then_stop(unsigned rounds) {
+  auto left = std::make_shared<std::atomic<unsigned>>(shards_.size());
+  for (unsigned i = 0; i < shards_.size(); ++i)
+    asio::post(shards_.at(i).context(), [this, left, rounds] {
+      if (--*left != 0) return;
+      if (rounds > 1)
+        drain_then_stop(rounds - 1);
+      else
+        shards_.stop();
+    });
 }
 
 }  // namespace stanzad::xmpp

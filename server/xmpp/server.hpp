@@ -89,6 +89,7 @@ class Server {
   void account_changed(const Jid& bare, bool created, bool wait);
   void reload_config();
   void fire_everywhere(std::string_view event);
+  void drain_then_stop(unsigned rounds);
   void do_accept(Listener& l);
   void raise_fd_limit();
 

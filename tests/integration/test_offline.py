@@ -1,12 +1,14 @@
 """Offline messages (XEP-0160) through the real server: Juliet writes to Romeo while he is
 offline, the server restarts, Romeo comes online (slixmpp) and gets them in order, once, with
-their XEP-0203 delay; the per-user quota answers resource-constraint; what is not worth
-storing is not stored."""
+their XEP-0203 delay; messages a client had not acknowledged (XEP-0198) when the server stopped
+are kept; the per-user quota answers resource-constraint; what is not worth storing is not
+stored."""
 import asyncio
 import re
+import time
 import unittest
 
-from harness import HOST, Server, raw_login, run, slix_client
+from harness import HOST, Raw, Server, raw_login, run, scram_login, slix_client
 
 USERS = [("romeo", "r0meo-secret"), ("juliet", "jul1et-secret")]
 PASSWORDS = dict(USERS)
@@ -82,6 +84,54 @@ class Offline(unittest.TestCase):
             text = barrier(romeo, "romeo", "anything more?")
             self.assertNotIn("while you sleep", text)
             romeo.close()
+
+    def test_unacknowledged_messages_are_kept_when_the_server_stops(self):
+        # XEP-0198: what a client never acknowledged was not delivered. When the server stops
+        # (SIGTERM), each session's unacknowledged messages go back to their recipient's owner
+        # shard and into the offline store, from a connected session and from one waiting for
+        # resumption alike. With eight shards and three sessions most shards are idle: they
+        # must keep running until the others' messages have reached them (before, an idle
+        # shard stopped at once and most runs lost one reader's messages).
+        readers = ["reader0", "reader1"]
+        users = USERS + [(r, "pw") for r in readers]
+        with Server(users=users, extra_config=PLUGINS, shards=8) as server:
+            juliet = login(server, "juliet", "balcony")
+            sessions = {}
+            for r in readers:
+                raw = Raw(server)
+                scram_login(raw, r, "pw", "phone")
+                raw.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+                raw.read_until("<enabled")
+                raw.send("<presence/>")
+                raw.read_until(f"from='{r}@{HOST}/phone'")
+                sessions[r] = raw
+            for r in readers:
+                for k in range(3):
+                    juliet.send(f"<message to='{r}@{HOST}' type='chat'><body>{r} {k}</body>"
+                                "</message>")
+            for r in readers:
+                sessions[r].read_count(f"<body>{r} ", 3)  # received, never acknowledged
+            # reader1's connection is cut: its session waits for resumption, and what comes
+            # meanwhile is queued on it, unacknowledged too.
+            sessions["reader1"].close()
+            time.sleep(0.3)
+            for k in range(3, 5):
+                juliet.send(f"<message to='reader1@{HOST}' type='chat'><body>reader1 {k}</body>"
+                            "</message>")
+            barrier(juliet, "juliet", "sent")
+
+            server.stop()
+            self.assertIn("stanzad stopped", server.read_log())
+            server.start()
+
+            expected = {"reader0": 3, "reader1": 5}
+            for r, count in expected.items():
+                raw = raw_login(server, r, "pw", "laptop", online=False)
+                raw.send("<presence/>")
+                text = barrier(raw, r, "anything?")
+                self.assertEqual([f"{r} {k}" for k in range(count)] + ["anything?"],
+                                 BODY.findall(text), f"{r} after the restart")
+                raw.close()
 
     def test_the_quota_is_answered_with_resource_constraint(self):
         with Server(users=USERS, extra_config=PLUGINS) as server:
