@@ -325,6 +325,7 @@ void read_limits(Element& e, Config& c) {
       "negotiation-timeout", static_cast<unsigned>(l.negotiation_timeout.count()), 1, 3600));
   l.resume_timeout = std::chrono::seconds(e.number<unsigned>(
       "resume-timeout", static_cast<unsigned>(l.resume_timeout.count()), 1, 86400));
+  l.sm_max_unacked = e.number<std::uint32_t>("sm-max-unacked", l.sm_max_unacked, 0, 1000000);
   l.connections_per_ip =
       e.number<std::uint32_t>("connections-per-ip", l.connections_per_ip, 0, 1000000);
   l.sessions_per_account =

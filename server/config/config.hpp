@@ -31,6 +31,7 @@ struct Limits {
   std::size_t max_depth = 64;
   std::chrono::seconds negotiation_timeout{60};  // time to authenticate and bind
   std::chrono::seconds resume_timeout{300};      // XEP-0198: how long a dropped session waits
+  std::uint32_t sm_max_unacked = 5000;           // XEP-0198: stanzas a session keeps unacked
   // Abuse limits (0 = none). Each is answered with its RFC 6120 error.
   std::uint32_t connections_per_ip = 1000;  // open connections from one address
   std::uint32_t sessions_per_account = 20;  // bound resources of one account

@@ -442,6 +442,11 @@ void C2SSession::send(const xml::Element& el) {
       }
     }
     sm_.unacked.push_back(std::move(xml));
+    const auto limit = server_.config().limits.sm_max_unacked;
+    if (limit != 0 && sm_.unacked.size() > limit && !sm_.overflowing) {
+      sm_.overflowing = true;  // ended from the event loop, not from inside a delivery
+      asio::post(shard_.context(), [self = shared_from_this()] { self->unacked_overflow(); });
+    }
     if (detached()) return;
   }
   if (!write_in_flight_) do_write();
@@ -603,6 +608,25 @@ void C2SSession::hibernate() {
     spdlog::info("c2s resumption timed out id={} jid={}", self->id_, self->jid_->str());
     self->closed();
   });
+}
+
+// XEP-0198 leaves the size of the unacknowledged queue to the server. A client that never
+// acknowledges, or a session waiting for resumption while messages pour in, would otherwise
+// keep every stanza sent to it; past sm-max-unacked the session ends (as ejabberd's
+// max_ack_queue; Prosody's smacks_max_queue_size) and what it held is routed again as at any
+// end: to another resource, to the offline store, or back to its sender.
+void C2SSession::unacked_overflow() {
+  sm_.overflowing = false;
+  const auto limit = server_.config().limits.sm_max_unacked;
+  if (limit == 0 || sm_.unacked.size() <= limit) return;  // acknowledged meanwhile
+  if (state_ != State::bound && state_ != State::hibernating) return;
+  spdlog::info("c2s too many unacknowledged stanzas id={} jid={} unacked={} limit={}", id_,
+               jid_->str(), sm_.unacked.size(), limit);
+  if (state_ == State::hibernating) {
+    closed();
+    return;
+  }
+  close_with_stream_error("resource-constraint", "too many unacknowledged stanzas");
 }
 
 void C2SSession::closed() {

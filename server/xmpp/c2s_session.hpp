@@ -118,6 +118,7 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   void close_transport();
   void close_socket();
   void hibernate();
+  void unacked_overflow();
   bool detached() const;  // no connection to write to (closed, hibernating or moving)
   void reroute_unacked();
   void closed();
@@ -142,7 +143,8 @@ class C2SSession : public std::enable_shared_from_this<C2SSession>,
   struct StreamManagement {
     bool enabled = false;
     bool resumable = false;
-    bool r_pending = false;  // an <r/> is out; the next goes after its <a/>
+    bool r_pending = false;    // an <r/> is out; the next goes after its <a/>
+    bool overflowing = false;  // past sm-max-unacked: the session's end is posted
     std::string id;
     std::shared_ptr<InboundAcks> in;  // stanzas from the client, and which are done
     std::uint32_t acked = 0;          // stanzas the client acknowledged

@@ -135,6 +135,40 @@ class StreamManagement(unittest.TestCase):
         other.buf = b""
         self.assertEqual(["lost?"], self.messages(other, 1, timeout=10))
 
+    def test_past_sm_max_unacked_the_session_ends_and_nothing_is_lost(self):
+        # A server of its own: ten unacknowledged stanzas at most, and a resume timeout too long
+        # to be what ends the waiting session below.
+        self.server = Server(users=USERS, limits="resume-timeout='60' sm-max-unacked='10'")
+        self.server.start()
+        self.addCleanup(self.server.__exit__, None, None, None)
+        other = self.login("romeo", "desk")
+        romeo = self.login("romeo", "phone", enable="true")
+        juliet = self.login("juliet", "window")
+        for i in range(11):
+            juliet.send(f"<message to='romeo@localhost/phone' type='chat'><body>m{i}</body>"
+                        "</message>")
+        # Romeo acknowledges nothing: the eleventh ends his session, with a stream error...
+        text = romeo.read_to_close()
+        self.assertIn("<resource-constraint xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>", text)
+        self.assertEqual(11, text.count("</message>"))
+        # ...and the eleven go to his other resource, in order.
+        self.assertEqual([f"m{i}" for i in range(11)], self.messages(other, 11))
+
+        # A session waiting for resumption ends the same way, and cannot be resumed after.
+        waiting = self.login("romeo", "tablet", enable="true")
+        waiting.sock.close()
+        time.sleep(0.3)
+        other.buf = b""
+        for i in range(11):
+            juliet.send(f"<message to='romeo@localhost/tablet' type='chat'><body>w{i}</body>"
+                        "</message>")
+        self.assertEqual([f"w{i}" for i in range(11)], self.messages(other, 11))
+        again = Raw(self.server)
+        self.addCleanup(again.close)
+        scram_login(again, "romeo", PASSWORDS["romeo"], bind=False)
+        again.send(f"<resume {SM} previd='{waiting.sm_id}' h='0'/>")
+        self.assertIn("<item-not-found", again.read_match(r"<failed.*?</failed>"))
+
     def test_unacknowledged_message_with_no_other_resource_bounces(self):
         romeo = self.login("romeo", "only", enable="true")
         juliet = self.login("juliet", "sender")

@@ -70,7 +70,7 @@ TEST_F(ConfigTest, ReadsEveryOption) {
       "  <c2s-tls address=\"::1\" port=\"15223\"/>\n"
       "  <c2s-tls address=\"::1\" port=\"15224\"/>\n"
       "  <limits max-stanza-size=\"65536\" max-depth=\"32\" negotiation-timeout=\"30\"\n"
-      "          scram-iterations=\"10000\"/>\n"
+      "          scram-iterations=\"10000\" sm-max-unacked=\"0\"/>\n"
       "</stanzad>\n");
   EXPECT_EQ(c.source, file_);
   EXPECT_EQ(c.hosts, (std::vector<std::string>{"localhost", "example.org"}));
@@ -93,6 +93,7 @@ TEST_F(ConfigTest, ReadsEveryOption) {
   EXPECT_EQ(c.limits.max_depth, 32u);
   EXPECT_EQ(c.limits.negotiation_timeout, std::chrono::seconds(30));
   EXPECT_EQ(c.limits.scram_iterations, 10000u);
+  EXPECT_EQ(c.limits.sm_max_unacked, 0u);
 }
 
 TEST_F(ConfigTest, Defaults) {
@@ -115,6 +116,7 @@ TEST_F(ConfigTest, Defaults) {
   EXPECT_EQ(c.limits.max_depth, defaults.max_depth);
   EXPECT_EQ(c.limits.negotiation_timeout, defaults.negotiation_timeout);
   EXPECT_EQ(c.limits.scram_iterations, defaults.scram_iterations);
+  EXPECT_EQ(c.limits.sm_max_unacked, 5000u);
 }
 
 TEST_F(ConfigTest, BooleansAcceptCommonSpellings) {
@@ -213,6 +215,8 @@ TEST_F(ConfigTest, BadValuesNameFileLineAndOption) {
       {"<server shards=\"4x\"/>", "option 'server/shards': '4x' is not a number"},
       {"<server shards=\"\"/>", "option 'server/shards': '' is not a number"},
       {"<server shards=\"5000\"/>", "option 'server/shards': '5000' is too large (at most 1024)"},
+      {"<limits sm-max-unacked=\"1000001\"/>",
+       "option 'limits/sm-max-unacked': '1000001' is too large (at most 1000000)"},
       {"<server shards=\"99999999999999999999999\"/>",
        "option 'server/shards': '99999999999999999999999' is too large (at most 1024)"},
       {"<server data-dir=\"\"/>", "option 'server/data-dir': must not be empty"},
@@ -270,12 +274,13 @@ TEST_F(ConfigTest, ElementsThatMayAppearOnce) {
 }
 
 TEST_F(ConfigTest, AttributeOnItsOwnLineIsReportedThere) {
-  EXPECT_EQ(error_of(minimal("<limits\n    max-depth=\"64\"\n    max-deth=\"2\"/>")),
-            at(6,
-               "option 'limits/max-deth': unknown attribute (expected one of: max-stanza-size, "
-               "max-depth, negotiation-timeout, resume-timeout, connections-per-ip, "
-               "sessions-per-account, auth-failures-per-ip, auth-failure-window, "
-               "bytes-per-second, burst-bytes, scram-iterations)"));
+  EXPECT_EQ(
+      error_of(minimal("<limits\n    max-depth=\"64\"\n    max-deth=\"2\"/>")),
+      at(6,
+         "option 'limits/max-deth': unknown attribute (expected one of: max-stanza-size, "
+         "max-depth, negotiation-timeout, resume-timeout, sm-max-unacked, connections-per-ip, "
+         "sessions-per-account, auth-failures-per-ip, auth-failure-window, "
+         "bytes-per-second, burst-bytes, scram-iterations)"));
   EXPECT_EQ(error_of(minimal("<limits\n    max-depth=\"1\"/>")),
             at(5, "option 'limits/max-depth': '1' is too small (at least 2)"));
 }
