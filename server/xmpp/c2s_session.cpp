@@ -668,19 +668,8 @@ void C2SSession::reroute_unacked() {
   // requests are answered with an error; presence is stale and dropped.
   auto unacked = std::move(sm_.unacked);
   sm_.unacked.clear();
-  for (const auto& xml : unacked) {
-    auto el = plugin::parse_element(xml);
-    if (!el || (el->name() != "message" && el->name() != "iq")) continue;
-    auto from = Jid::parse(el->attr("from"));
-    auto to = Jid::parse(el->attr("to"));
-    if (!from || !to) continue;
-    Routed r{std::move(*el), std::move(*from), std::move(*to)};
-    if (r.stanza.name() == "message") {
-      server_.router().route(std::move(r));
-    } else {
-      server_.router().bounce(r, "service-unavailable");
-    }
-  }
+  for (const auto& xml : unacked)
+    if (auto el = plugin::parse_element(xml)) server_.router().route_again(std::move(*el));
 }
 
 void C2SSession::close_with_stream_error(std::string_view condition, std::string_view text) {
@@ -1154,7 +1143,13 @@ void C2SSession::handle_bind(xml::Element&& iq) {
 // ---- routing ---------------------------------------------------------------------------
 
 void C2SSession::deliver(xml::Element stanza, std::shared_ptr<Receipt> receipt) {
-  if (state_ != State::bound && state_ != State::hibernating && state_ != State::moving) return;
+  if (state_ != State::bound && state_ != State::hibernating && state_ != State::moving) {
+    // Routed here before the owner's shard learnt that this session left (its unbind is
+    // queued there ahead of this): not delivered, so routed again, the sender's
+    // acknowledgement still waiting. Dropping it would have acknowledged a lost message.
+    if (left_) server_.router().route_again(std::move(stanza), std::move(receipt));
+    return;
+  }
   plugin::Event ev;
   ev.name = "stanza/out";
   ev.stanza = &stanza;

@@ -36,9 +36,26 @@ Router::Resource* Router::Account::find(std::string_view resource) {
 
 void Router::deliver_to(const SessionHandle& h, xml::Element stanza,
                         std::shared_ptr<Receipt> receipt) {
-  h.shard->run([w = h.session, st = std::move(stanza), receipt = std::move(receipt)]() mutable {
-    if (auto s = w.lock()) s->deliver(std::move(st), std::move(receipt));
-  });
+  h.shard->run(
+      [this, w = h.session, st = std::move(stanza), receipt = std::move(receipt)]() mutable {
+        if (auto s = w.lock())
+          s->deliver(std::move(st), std::move(receipt));
+        else
+          route_again(std::move(st), std::move(receipt));
+      });
+}
+
+void Router::route_again(xml::Element stanza, std::shared_ptr<Receipt> receipt) {
+  const bool message = stanza.name() == "message";
+  if (!message && stanza.name() != "iq") return;
+  auto from = Jid::parse(stanza.attr("from"));
+  auto to = Jid::parse(stanza.attr("to"));
+  if (!from || !to) return;
+  Routed r{std::move(stanza), std::move(*from), std::move(*to), std::move(receipt)};
+  if (message)
+    route(std::move(r));
+  else
+    bounce(r, "service-unavailable");
 }
 
 void Router::route(Routed r) {

@@ -67,10 +67,16 @@ class Router {
   // changed…). Callable on any shard.
   void close_account(const Jid& bare, std::string condition, std::string text);
 
-  // Delivers to a session on its shard; dropped if the session is gone.
+  // Delivers to a session on its shard; routed again (route_again) if the session is gone.
   // `receipt` (may be null) is held until the session wrote the stanza.
-  static void deliver_to(const SessionHandle& h, xml::Element stanza,
-                         std::shared_ptr<Receipt> receipt = {});
+  void deliver_to(const SessionHandle& h, xml::Element stanza,
+                  std::shared_ptr<Receipt> receipt = {});
+
+  // A stanza a session could not take (it had left when it arrived, or its client never
+  // acknowledged it): a message is routed again by its addresses (another resource, the
+  // offline store, or back to its sender as an error) with `receipt` still held; an iq
+  // request is answered service-unavailable; presence and iq results are stale and dropped.
+  void route_again(xml::Element stanza, std::shared_ptr<Receipt> receipt = {});
 
   // Plugins' per-session properties (sz_host_api::session_set), small and few.
   using Properties = std::vector<std::pair<std::string, std::string>>;

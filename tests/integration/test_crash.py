@@ -2,7 +2,9 @@
 Alice sends messages, with XEP-0198 acknowledgements, to Bob (online) and to Carol (offline the
 whole time), and restarted on the same data directory, in a bounded loop. Afterwards every
 message the server acknowledged has reached its recipient exactly once, in order per
-conversation (Bob live or from his offline queue, Carol from hers).
+conversation (Bob live or from his offline queue, Carol from hers). The same with graceful
+stops (SIGTERM) and Bob using stream management: every acknowledged message arrives, at least
+once.
 
 Alice never resends: a message sent but not acknowledged may or may not arrive (it is counted
 as "unacknowledged"), an acknowledged one must. Run on its own: STANZAD=... python3 test_crash.py
@@ -39,11 +41,14 @@ def login(server, user, resource, sm=False, presence=False):
 
 class Receiver(threading.Thread):
     """Reads a recipient's stream until it breaks, recording (conversation, n) of Alice's
-    messages in arrival order."""
+    messages in arrival order. With `ack` (stream management on) it acknowledges, as clients
+    do, at each <r/> and every 20 messages, counting messages only (an h that is too low
+    only leaves a few more stanzas unacknowledged)."""
 
-    def __init__(self, raw, got):
+    def __init__(self, raw, got, ack=False):
         super().__init__(daemon=True)
-        self.raw, self.got = raw, got
+        self.raw, self.got, self.ack = raw, got, ack
+        self.handled = self.acked = 0
 
     def run(self):
         buf = ""
@@ -60,12 +65,21 @@ class Receiver(threading.Thread):
                 break
             buf += chunk.decode(errors="replace")
             for m in MESSAGE.finditer(buf):
+                self.handled += 1
                 b = BODY.search(m.group(0))
                 if b and "alice@" in m.group(0):
                     self.got.append((b.group(1), int(b.group(2))))
+            requested = "<r xmlns='urn:xmpp:sm:3'/>" in buf
             last = buf.rfind("</message>")
             if last >= 0:
                 buf = buf[last + len("</message>"):]
+            if self.ack and (requested or self.handled - self.acked >= 20):
+                try:
+                    self.raw.send(f"<a xmlns='urn:xmpp:sm:3' h='{self.handled}'/>")
+                except (OSError, ssl.SSLError):
+                    break
+                self.acked = self.handled
+                buf = buf.replace("<r xmlns='urn:xmpp:sm:3'/>", "")
 
 
 class Sender:
@@ -112,7 +126,9 @@ class Sender:
 
 
 class CrashTest(unittest.TestCase):
-    def test_kill_9_loses_no_acknowledged_message(self):
+    def rounds(self, stop, bob_sm):
+        """ROUNDS starts of the server on one data directory, each ended by stop(server) while
+        Alice sends; then Bob and Carol collect what waits for them. Returns (sent, acked, got)."""
         rng = random.Random(SEED)
         counter = [0]
         acked = []
@@ -123,18 +139,18 @@ class CrashTest(unittest.TestCase):
             for round_ in range(ROUNDS):
                 server.start()
                 # Bob comes online first (his offline queue flushes at his initial presence,
-                # before Alice starts: the kill below never falls inside that flush).
-                bob = login(server, "bob", f"r{round_}", presence=True)
-                bob_reader = Receiver(bob, got["bob"])
+                # before Alice starts: the stop below never falls inside that flush).
+                bob = login(server, "bob", f"r{round_}", sm=bob_sm, presence=True)
+                bob_reader = Receiver(bob, got["bob"], ack=bob_sm)
                 bob_reader.start()
                 time.sleep(0.3)
                 alice = login(server, "alice", f"r{round_}", sm=True)
                 sender = Sender(alice, counter, acked)
-                killer = threading.Timer(rng.uniform(0.3, 1.5), server.proc.kill)
-                killer.start()
+                stopper = threading.Timer(rng.uniform(0.3, 1.5), stop, args=(server,))
+                stopper.start()
                 sender.run(until=time.monotonic() + 10)
-                killer.join()
-                server.proc.wait(timeout=10)
+                stopper.join()
+                server.proc.wait(timeout=20)
                 server.logf.close()
                 alice.close()
                 bob_reader.join(timeout=10)
@@ -154,24 +170,45 @@ class CrashTest(unittest.TestCase):
                 reader.join(timeout=10)
         finally:
             server.stop()
+        return counter[0], acked, got
 
-        sent = counter[0]
+    def lost(self, acked, got):
+        missing = {}
+        for user in ("bob", "carol"):
+            numbers = {n for (to, n) in got[user] if to == user}
+            missing[user] = sorted({n for (to, n) in acked if to == user} - numbers)
+        return missing
+
+    def test_kill_9_loses_no_acknowledged_message(self):
+        sent, acked, got = self.rounds(lambda server: server.proc.kill(), bob_sm=False)
         delivered = sum(len(v) for v in got.values())
-        duplicated = lost = 0
-        missing, disorder = {}, {}
+        duplicated = 0
         for user in ("bob", "carol"):
             numbers = [n for (to, n) in got[user] if to == user]
             duplicated += len(numbers) - len(set(numbers))
-            disorder[user] = numbers != sorted(numbers)
-            want = [n for (to, n) in acked if to == user]
-            missing[user] = sorted(set(want) - set(numbers))
-            lost += len(missing[user])
+            self.assertEqual(numbers, sorted(numbers), f"{user}: out of order")
+        missing = self.lost(acked, got)
         print(f"crash test (seed {SEED}, {ROUNDS} kills): sent {sent}, acknowledged {len(acked)}, "
-              f"delivered {delivered}, duplicated {duplicated}, lost {lost}", flush=True)
+              f"delivered {delivered}, duplicated {duplicated}, "
+              f"lost {sum(len(m) for m in missing.values())}", flush=True)
         for user in ("bob", "carol"):
-            self.assertFalse(disorder[user], f"{user}: out of order")
             self.assertEqual(missing[user][:20], [], f"{user}: acknowledged messages lost")
         self.assertEqual(duplicated, 0)
+        self.assertGreater(len(acked), 0)
+
+    def test_sigterm_loses_no_acknowledged_message(self):
+        # A graceful stop while Alice sends to Bob, who has stream management on and
+        # acknowledges as clients do: what he had not acknowledged at the stop is stored offline
+        # and comes again at his next login (XEP-0198 is at-least-once for it), so duplicates
+        # are expected here; a loss is not, whichever shard the stop finds the message on, and
+        # however late it reached Bob's session as it was leaving.
+        sent, acked, got = self.rounds(lambda server: server.proc.terminate(), bob_sm=True)
+        missing = self.lost(acked, got)
+        print(f"graceful stop test (seed {SEED}, {ROUNDS} stops): sent {sent}, "
+              f"acknowledged {len(acked)}, lost {sum(len(m) for m in missing.values())}",
+              flush=True)
+        for user in ("bob", "carol"):
+            self.assertEqual(missing[user][:20], [], f"{user}: acknowledged messages lost")
         self.assertGreater(len(acked), 0)
 
 
