@@ -528,6 +528,15 @@ void FakeHost::fill_api() {
     q.emplace_back(view(xml));
     return static_cast<int64_t>(q.size());
   };
+  // The queue sees it at once, as offline_take and offline_count do on the server (the write
+  // is queued ahead of theirs); only the commit, which the fake does not model, comes later.
+  api_.offline_push_async = [](sz_host* h, sz_event*, sz_str user, sz_str xml) -> int {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    f->offline_[std::string(view(user))].emplace_back(view(xml));
+    ++f->offline_async_pushes_;
+    return 0;
+  };
   api_.offline_count = [](sz_host* h, sz_str user) -> int64_t {
     FakeHost* f = fake(h);
     if (f->fail_storage_) return -1;

@@ -114,6 +114,8 @@ class FakeHost {
   std::optional<std::string> session_property(const std::string& full_jid,
                                               const std::string& key) const;
   std::vector<std::string>& offline(const std::string& bare_jid) { return offline_[bare_jid]; }
+  // How many of those came through offline_push_async (1.5).
+  std::size_t offline_async_pushes() const { return offline_async_pushes_; }
   // Stanzas written to the event's session (event_session_write), serialized.
   const std::vector<std::string>& written() const { return written_; }
   // Tasks posted (post) run when run_posted() or advance() is called, in order; so do
@@ -195,6 +197,7 @@ class FakeHost {
   std::set<std::string> users_;
   std::map<std::string, std::vector<FakeSession>> sessions_;  // by bare JID
   std::map<std::string, std::vector<std::string>> offline_;
+  std::size_t offline_async_pushes_ = 0;
   std::vector<std::string> written_;
   std::vector<Posted> posted_;
 };

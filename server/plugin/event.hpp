@@ -3,12 +3,14 @@
 
 #include <stanzad/plugin.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "xml/element.hpp"
 #include "xmpp/jid.hpp"
+#include "xmpp/stanza.hpp"
 
 namespace stanzad::plugin {
 
@@ -36,6 +38,9 @@ struct Event {
   std::vector<xml::Element> error_payload;  // appended to the <error/> after the condition
   SessionSink* sink = nullptr;              // the session, when the event has one here
   std::string_view remote_address;          // the session's client IP, when it has one
+  // message/offline: the sender's acknowledgement (XEP-0198), for offline_push_async to hold
+  // until its commit. Null when nobody waits.
+  std::shared_ptr<xmpp::Receipt>* receipt = nullptr;
 };
 
 inline sz_event* to_c(Event* e) { return reinterpret_cast<sz_event*>(e); }

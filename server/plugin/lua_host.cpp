@@ -792,14 +792,42 @@ int event_write(lua_State* L) {
   return 1;
 }
 
+// event:offline_push_async(user, stanza|xml) (SDK 1.5), in a message/offline handler: queued
+// into the next group commit; the sender's acknowledgement waits for it, the shard does not.
+// Raises an error if the storage refused it at once.
+int event_offline_push_async(lua_State* L) {
+  auto* slot = static_cast<Slot*>(lua_touserdata(L, lua_upvalueindex(1)));
+  if (!slot->ev) return luaL_error(L, "event used after its handler returned");
+  const sz_host_api* api = slot->inst->api;
+  if (!SZ_HAS(api, offline_push_async)) return luaL_error(L, "this server has no SDK 1.5");
+  size_t len = 0;
+  const char* user = luaL_checklstring(L, 2, &len);
+  std::string xml;
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    xml = lua_tostring(L, 3);
+  } else {
+    StanzaUd* ud = check_stanza(L, 3);
+    api->stanza_serialize(
+        ud->s, [](void* u, sz_str v) { static_cast<std::string*>(u)->assign(v.data, v.len); },
+        &xml);
+  }
+  if (api->offline_push_async(slot->inst->host, slot->ev, sz_str{user, len},
+                              sz_str{xml.data(), xml.size()}) != 0)
+    return luaL_error(L, "storage error queueing for %s", user);
+  return 0;
+}
+
 void make_event_table(lua_State* L, Slot* slot) {
-  lua_createtable(L, 0, 2);
+  lua_createtable(L, 0, 3);
   lua_pushlightuserdata(L, slot);
   lua_pushcclosure(L, event_reply, 1);
   lua_setfield(L, -2, "reply");
   lua_pushlightuserdata(L, slot);
   lua_pushcclosure(L, event_write, 1);
   lua_setfield(L, -2, "write");
+  lua_pushlightuserdata(L, slot);
+  lua_pushcclosure(L, event_offline_push_async, 1);
+  lua_setfield(L, -2, "offline_push_async");
   lua_createtable(L, 0, 2);
   lua_pushlightuserdata(L, slot);
   lua_pushcclosure(L, event_index, 1);

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <latch>
 #include <set>
+#include <unordered_map>
 
 #include "plugin/lua_host.hpp"
 #include "plugin/stanza_api.hpp"
@@ -58,6 +59,9 @@ std::vector<std::vector<sz_host*>>* g_instances = nullptr;  // by shard, touched
 xmpp::Router* g_router = nullptr;
 net::ShardSet* g_shards = nullptr;
 Pipeline* g_pipeline = nullptr;
+// offline_push_async writes not committed yet, by shard then account (on that shard only), so
+// that offline_count there counts them.
+std::vector<std::unordered_map<std::string, std::int64_t>> offline_pending;
 
 std::string where(const std::filesystem::path& source, std::size_t line) {
   return source.string() + ":" + std::to_string(line);
@@ -296,9 +300,13 @@ sz_host_api make_api() {
     });
   };
   a.offline_count = [](sz_host* h, sz_str user_jid) -> int64_t {
-    return storage_call(h, "offline count", int64_t{-1}, [&](PluginStorage& s) {
+    int64_t stored = storage_call(h, "offline count", int64_t{-1}, [&](PluginStorage& s) {
       return static_cast<int64_t>(s.offline_count(view(user_jid)));
     });
+    if (stored < 0) return stored;
+    const auto& pending = offline_pending[h->shard];
+    auto it = pending.find(std::string(view(user_jid)));
+    return stored + (it == pending.end() ? 0 : it->second);
   };
   a.user_create = [](sz_host* h, sz_str jid, sz_str password) -> int {
     auto j = xmpp::Jid::parse(view(jid));
@@ -343,6 +351,43 @@ sz_host_api make_api() {
       return 0;
     });
   };
+  // ---- 1.5
+  a.offline_push_async = [](sz_host* h, sz_event* ev, sz_str user_jid, sz_str xml) -> int {
+    std::string user(view(user_jid));
+    // The sender's acknowledgement: held by the write until it committed or failed, and let
+    // go on the writer's thread (a receipt may end on any thread).
+    std::shared_ptr<xmpp::Receipt> receipt;
+    if (ev && from_c(ev)->receipt) receipt = *from_c(ev)->receipt;
+    const std::uint32_t shard = h->shard;
+    auto finished = [shard, user, stanza = std::string(view(xml)),
+                     receipt = std::move(receipt)](bool ok) mutable {
+      boost::asio::post(g_shards->at(shard).context(), [shard, user, ok, stanza] {
+        auto& pending = offline_pending[shard];
+        if (auto it = pending.find(user); it != pending.end() && --it->second <= 0)
+          pending.erase(it);
+        if (ok) return;
+        spdlog::error("offline message not stored jid={}", user);
+        if (auto el = parse_element(stanza)) {
+          auto from = xmpp::Jid::parse(el->attr("from"));
+          auto to = xmpp::Jid::parse(el->attr("to"));
+          if (from && to)
+            g_router->bounce(xmpp::Routed{std::move(*el), std::move(*from), std::move(*to)},
+                             "internal-server-error", "the message could not be stored", "wait");
+        }
+      });
+      receipt.reset();
+    };
+    ++offline_pending[shard][user];
+    int r = storage_call(h, "offline store", -1, [&](PluginStorage& s) {
+      s.offline_push_async(user, view(xml), std::move(finished));
+      return 0;
+    });
+    if (r != 0) {
+      auto& pending = offline_pending[shard];
+      if (auto it = pending.find(user); it != pending.end() && --it->second <= 0) pending.erase(it);
+    }
+    return r;
+  };
   a.fire = [](sz_host* h, const char* event, sz_stanza* stanza) -> sz_verdict {
     Event ev;
     ev.name = event;
@@ -376,6 +421,7 @@ PluginManager::PluginManager(net::ShardSet& shards, Pipeline& pipeline, xmpp::Ro
   g_shards = &shards;
   g_pipeline = &pipeline;
   instances_by_shard.assign(shards.size(), {});
+  offline_pending.assign(shards.size(), {});
   g_instances = &instances_by_shard;
   lua::set_runtime_path(lua_dir_.string());
 }

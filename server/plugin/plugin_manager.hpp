@@ -44,6 +44,9 @@ struct PluginStorage {
   virtual std::vector<std::string> keys(std::string_view user_jid, std::string_view store) = 0;
   virtual bool exists(std::string_view user_jid) = 0;
   virtual std::size_t offline_push(std::string_view user_jid, std::string_view stanza) = 0;
+  // Queued behind every write already waiting; done(ok) runs on the storage's writer thread.
+  virtual void offline_push_async(std::string_view user_jid, std::string_view stanza,
+                                  std::function<void(bool ok)> done) = 0;
   virtual std::size_t offline_count(std::string_view user_jid) = 0;
   virtual std::vector<std::string> offline_take(std::string_view user_jid) = 0;
   // Accounts: 1 done, 0 exists (create) / no such account (remove, set_password). Creating and

@@ -221,6 +221,7 @@ void Router::deliver_to_bare(Routed r, Account* account) {
         ev.from = &r.from;
         ev.to = &r.to;
         ev.host = r.to.domain();
+        ev.receipt = &r.receipt;
         sz_verdict v = pipeline_->fire(ev);
         if (v == SZ_HANDLED) return;
         if (v == SZ_ERROR) {

@@ -107,6 +107,12 @@ class StorageKeyValue : public plugin::PluginStorage {
     storage_.offline_push(jid.domain(), jid.node(), stanza);
     return storage_.offline_count(jid.domain(), jid.node());
   }
+  void offline_push_async(std::string_view user_jid, std::string_view stanza,
+                          std::function<void(bool ok)> done) override {
+    auto jid = account(user_jid);
+    storage_.offline_push_async(jid.domain(), jid.node(), stanza,
+                                [done = std::move(done)](storage::WriteResult r) { done(r.ok()); });
+  }
   std::size_t offline_count(std::string_view user_jid) override {
     auto jid = account(user_jid);
     return storage_.offline_count(jid.domain(), jid.node());

@@ -20,7 +20,7 @@ extern "C" {
 #endif
 
 #define SZ_ABI_MAJOR 1
-#define SZ_ABI_MINOR 4
+#define SZ_ABI_MINOR 5
 
 /** True if `ptr` (a struct with a leading uint32_t size) has `member`. */
 #define SZ_HAS(ptr, member) \
@@ -262,6 +262,17 @@ typedef struct {
   /** jid_prep, then without the resource: "Ärger@Example.COM/Home" gives "ärger@example.com".
    * A resource must still be valid (Resourceprep) for the JID to be well-formed. */
   int (*jid_prep_bare)(sz_str jid, char *out, size_t cap, size_t *len);
+
+  /* ---- added in 1.5 (check SZ_HAS) -------------------------------------------------- */
+  /** offline_push without blocking the shard, for a `message/offline` handler on the account's
+   * owner shard: the stanza joins the storage's next group commit, behind every write already
+   * queued (offline_take, itself a write, sees it), and offline_count on this shard counts it
+   * at once. The sender's XEP-0198 acknowledgement of the message `ev` carries waits for that
+   * commit instead of for the handler's return; if the write fails the message goes back to its
+   * sender as an error (internal-server-error, wait). Return SZ_HANDLED from the handler.
+   * @param ev the message/offline event being handled, or NULL when no sender waits.
+   * @return 0 (queued), -1 on an error found at once (nothing queued: answer with an error). */
+  int (*offline_push_async)(sz_host *, sz_event *ev, sz_str user_jid, sz_str stanza_xml);
 } sz_host_api;
 
 /** Return codes of jid_prep and jid_prep_bare (1.4). */

@@ -489,6 +489,16 @@ class Module {
       throw std::runtime_error("storage error");
     return out;
   }
+  // ---- ABI 1.5 (check has_async_offline()) -----------------------------------------------
+  bool has_async_offline() const { return SZ_HAS(detail::api, offline_push_async); }
+  /// offline_push without waiting, from a message/offline handler on the owner shard: joins
+  /// the next group commit (offline_take and offline_count see it at once), and the sender's
+  /// XEP-0198 acknowledgement of `ev`'s message waits for that commit; a failed write goes
+  /// back to the sender as an error. Throws std::runtime_error if refused at once.
+  void offline_push_async(Event& ev, std::string_view user, std::string_view xml) {
+    if (detail::api->offline_push_async(h_, ev.get(), detail::str(user), detail::str(xml)) != 0)
+      throw std::runtime_error("storage error");
+  }
   sz_host* get() const { return h_; }
 
  private:

@@ -48,6 +48,8 @@ TEST(OfflinePlugin, StoresAChatMessageWithADelayStamp) {
   EXPECT_TRUE(contains(stored, "<delay xmlns='urn:xmpp:delay' from='example.org' stamp='20"))
       << stored;
   EXPECT_TRUE(host.sent().empty());
+  // Through SDK 1.5's offline_push_async: the shard does not wait for the commit.
+  EXPECT_EQ(1u, host.offline_async_pushes());
 }
 
 TEST(OfflinePlugin, KeepsWhatMattersAndDropsWhatIsTransient) {

@@ -429,6 +429,11 @@ TEST_F(LuaTest, OfflineQueuePostErrorPayloadAndSessionWrite) {
       module:log("info", "q:len %d", module:offline_push("juliet@example.org", "<message id='2'/>"))
       return true
     end)
+    module:hook("test/push_async", function(event)
+      event:offline_push_async("juliet@example.org", event.stanza)
+      event:offline_push_async("juliet@example.org", "<message id='4'/>")
+      return true
+    end)
     module:hook("test/take", function()
       module:log("info", "q:count %d", module:offline_count("juliet@example.org"))
       for _, m in ipairs(module:offline_take("juliet@example.org")) do
@@ -448,9 +453,11 @@ TEST_F(LuaTest, OfflineQueuePostErrorPayloadAndSessionWrite) {
     end)
   )");
   EXPECT_TRUE(host.fire("test/push", "<message id='1'/>").handled());
+  EXPECT_TRUE(host.fire("test/push_async", "<message id='3'/>").handled());
+  EXPECT_EQ(2u, host.offline_async_pushes());
   EXPECT_TRUE(host.fire("test/take").handled());
-  EXPECT_EQ(logged_with(host, "q:"),
-            (Strings{"q:len 1", "q:len 2", "q:count 2", "q:took 1", "q:took 2", "q:count 0"}));
+  EXPECT_EQ(logged_with(host, "q:"), (Strings{"q:len 1", "q:len 2", "q:count 4", "q:took 1",
+                                              "q:took 2", "q:took 3", "q:took 4", "q:count 0"}));
   host.run_posted();
   EXPECT_TRUE(host.logged("q:posted p"));
   FireResult r = host.fire("test/refuse", "<message/>");
