@@ -129,6 +129,13 @@ class Offline {
     std::string full(ev.session_jid().empty() ? ev.from() : ev.session_jid());
     std::string user(bare_of(full));
     if (m_.offline_count(user) == 0) return sz::Verdict::pass;
+    if (m_.has_async_offline()) {
+      // SDK 1.5: each message leaves the store once it was written to the stream (or stored
+      // again, or refused), so a crash during the delivery does not lose what was taken.
+      std::int64_t n = m_.offline_deliver(user, full);
+      log_.debug("offline delivering", "jid", full, "count", n);
+      return sz::Verdict::pass;
+    }
     auto queue = m_.offline_take(user);
     log_.debug("offline delivering", "jid", full, "count", queue.size());
     for (const auto& xml : queue) {

@@ -537,6 +537,23 @@ void FakeHost::fill_api() {
     ++f->offline_async_pushes_;
     return 0;
   };
+  // Sends the queue to full_jid at once (sent()) and empties it: the fake has no streams, so
+  // every message counts as written.
+  api_.offline_deliver = [](sz_host* h, sz_str user, sz_str full) -> int64_t {
+    FakeHost* f = fake(h);
+    if (f->fail_storage_) return -1;
+    auto q = std::move(f->offline_[std::string(view(user))]);
+    f->offline_[std::string(view(user))].clear();
+    int64_t n = 0;
+    for (const auto& m : q) {
+      auto el = plugin::parse_element(m);
+      if (!el) continue;
+      el->set_attr("to", std::string(view(full)));
+      f->record_sent(plugin::to_c(new xml::Element(std::move(*el))), false);
+      ++n;
+    }
+    return n;
+  };
   api_.offline_count = [](sz_host* h, sz_str user) -> int64_t {
     FakeHost* f = fake(h);
     if (f->fail_storage_) return -1;

@@ -1510,6 +1510,17 @@ int m_offline_count(lua_State* L) {  // module:offline_count(user) -> integer
   return 1;
 }
 
+// module:offline_deliver(user, full_jid) -> count (SDK 1.5): the queue routed to full_jid; each
+// message leaves the store once written to a stream (or stored again, or refused).
+int m_offline_deliver(lua_State* L) {
+  Instance* inst = self_inst(L);
+  if (!SZ_HAS(inst->api, offline_deliver)) return luaL_error(L, "this server has no SDK 1.5");
+  int64_t n = inst->api->offline_deliver(inst->host, to_sz(L, 2), to_sz(L, 3));
+  if (n < 0) return luaL_error(L, "storage error delivering to %s", lua_tostring(L, 3));
+  lua_pushinteger(L, n);
+  return 1;
+}
+
 // module:offline_take(user) -> { stanza, ... } oldest first; the queue is then empty.
 int m_offline_take(lua_State* L) {
   Instance* inst = self_inst(L);
@@ -1591,6 +1602,7 @@ void register_module(lua_State* L) {
       {"offline_push", m_offline_push},
       {"offline_count", m_offline_count},
       {"offline_take", m_offline_take},
+      {"offline_deliver", m_offline_deliver},
       {"user_create", m_user_create},
       {"user_remove", m_user_remove},
       {"user_set_password", m_user_set_password},

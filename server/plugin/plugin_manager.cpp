@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
 #include <latch>
@@ -62,6 +63,34 @@ Pipeline* g_pipeline = nullptr;
 // offline_push_async writes not committed yet, by shard then account (on that shard only), so
 // that offline_count there counts them.
 std::vector<std::unordered_map<std::string, std::int64_t>> offline_pending;
+// Whether the shards still take posted work from receipts ending on any thread: false once
+// the manager is gone (after the shards stopped), so a receipt destroyed with them posts
+// nothing.
+std::atomic<bool> g_running{false};
+
+// The end of an offline delivery (offline_deliver). Every message of it holds this receipt
+// until it is done: written to a client's stream, stored again, or refused. When the last one
+// lets go, the delivered part of the queue is removed, behind any re-store. If the server
+// stops first, nothing is removed and the queue comes again at the next login.
+struct OfflineDelivered : xmpp::Receipt {
+  std::string user;
+  std::int64_t upto;
+  std::uint32_t shard;
+  OfflineDelivered(std::string u, std::int64_t id, std::uint32_t s)
+      : user(std::move(u)), upto(id), shard(s) {}
+  ~OfflineDelivered() override {
+    if (!g_running.load()) return;
+    boost::asio::post(g_shards->at(shard).context(), [user = std::move(user), upto = upto] {
+      auto* storage = g_manager ? g_manager->storage() : nullptr;
+      if (!storage) return;
+      try {
+        storage->offline_delete_upto_async(user, upto);
+      } catch (const std::exception& e) {
+        spdlog::warn("offline queue not trimmed jid={} error={}", user, e.what());
+      }
+    });
+  }
+};
 
 std::string where(const std::filesystem::path& source, std::size_t line) {
   return source.string() + ":" + std::to_string(line);
@@ -388,6 +417,33 @@ sz_host_api make_api() {
     }
     return r;
   };
+  a.offline_deliver = [](sz_host* h, sz_str user_jid, sz_str full_jid) -> int64_t {
+    auto full = xmpp::Jid::parse(view(full_jid));
+    if (!full || full->node().empty()) return -1;
+    std::vector<std::pair<std::int64_t, std::string>> queue;
+    if (storage_call(h, "offline delivery", -1, [&](PluginStorage& s) {
+          queue = s.offline_peek(view(user_jid));
+          return 0;
+        }) != 0)
+      return -1;
+    if (queue.empty()) return 0;
+    auto done = std::make_shared<OfflineDelivered>(std::string(view(user_jid)), queue.back().first,
+                                                   h->shard);
+    int64_t routed = 0;
+    for (auto& [id, xml] : queue) {
+      auto el = parse_element(xml);
+      auto from = el ? xmpp::Jid::parse(el->attr("from")) : std::nullopt;
+      if (!el || !from) {  // removed with the rest
+        spdlog::warn("plugin={} offline message unreadable jid={} id={}", h->plugin->spec.name,
+                     view(user_jid), id);
+        continue;
+      }
+      el->set_attr("to", full->str());  // if the resource left meanwhile: the bare JID's rules
+      g_router->route(xmpp::Routed{std::move(*el), std::move(*from), *full, done});
+      ++routed;
+    }
+    return routed;
+  };
   a.fire = [](sz_host* h, const char* event, sz_stanza* stanza) -> sz_verdict {
     Event ev;
     ev.name = event;
@@ -422,11 +478,15 @@ PluginManager::PluginManager(net::ShardSet& shards, Pipeline& pipeline, xmpp::Ro
   g_pipeline = &pipeline;
   instances_by_shard.assign(shards.size(), {});
   offline_pending.assign(shards.size(), {});
+  g_running = true;
   g_instances = &instances_by_shard;
   lua::set_runtime_path(lua_dir_.string());
 }
 
-PluginManager::~PluginManager() { g_manager = nullptr; }
+PluginManager::~PluginManager() {
+  g_running = false;
+  g_manager = nullptr;
+}
 
 void PluginManager::run_on_every_shard(const std::function<void(unsigned)>& fn) {
   assert(net::Shard::current() == nullptr);

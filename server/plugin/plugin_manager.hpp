@@ -49,6 +49,12 @@ struct PluginStorage {
                                   std::function<void(bool ok)> done) = 0;
   virtual std::size_t offline_count(std::string_view user_jid) = 0;
   virtual std::vector<std::string> offline_take(std::string_view user_jid) = 0;
+  // The queue, oldest first, with each message's id, seeing every write queued before it;
+  // nothing is removed.
+  virtual std::vector<std::pair<std::int64_t, std::string>> offline_peek(
+      std::string_view user_jid) = 0;
+  // Removes the queue up to `id`, behind what is queued (no completion).
+  virtual void offline_delete_upto_async(std::string_view user_jid, std::int64_t id) = 0;
   // Accounts: 1 done, 0 exists (create) / no such account (remove, set_password). Creating and
   // removing tell plugins (user/created, user/deleted) and end a removed account's sessions.
   virtual int create(std::string_view bare_jid, std::string_view password) = 0;

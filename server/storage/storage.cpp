@@ -782,6 +782,27 @@ std::vector<OfflineMessage> Storage::offline_pop_all(std::string_view host, std:
   return out;
 }
 
+std::vector<OfflineMessage> Storage::offline_peek_queued(std::string_view host,
+                                                         std::string_view user) {
+  std::vector<OfflineMessage> out;
+  impl_->write([&](Connection& c) -> std::int64_t {
+    out = Impl::offline_list(c, std::string(host), std::string(user));
+    return 0;
+  });
+  return out;
+}
+
+void Storage::offline_delete_upto_async(std::string_view host, std::string_view user,
+                                        std::int64_t id, Completion done) {
+  impl_->submit(
+      [h = std::string(host), u = std::string(user), id](Connection& c) -> std::int64_t {
+        Use q(c, Sql::offline_delete_upto);
+        q->text(1, h).text(2, u).integer(3, id);
+        return q->run();
+      },
+      std::move(done));
+}
+
 std::vector<OfflineMessage> Storage::offline_peek(std::string_view host, std::string_view user) {
   return impl_->read(
       [&](Connection& c) { return Impl::offline_list(c, std::string(host), std::string(user)); });

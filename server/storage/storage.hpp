@@ -198,6 +198,12 @@ class Storage {
   // Everything queued, oldest first, removed in the same transaction.
   std::vector<OfflineMessage> offline_pop_all(std::string_view host, std::string_view user);
   std::vector<OfflineMessage> offline_peek(std::string_view host, std::string_view user);
+  // offline_peek through the writer's queue: it sees every write queued before it (an
+  // offline_push_async not committed yet), and removes nothing.
+  std::vector<OfflineMessage> offline_peek_queued(std::string_view host, std::string_view user);
+  // Removes the queue's messages up to `id` (offline_peek's), behind what is queued.
+  void offline_delete_upto_async(std::string_view host, std::string_view user, std::int64_t id,
+                                 Completion done);
   std::size_t offline_count(std::string_view host, std::string_view user);  // for quotas
   std::size_t offline_clear(std::string_view host, std::string_view user);
 

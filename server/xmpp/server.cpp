@@ -113,6 +113,20 @@ class StorageKeyValue : public plugin::PluginStorage {
     storage_.offline_push_async(jid.domain(), jid.node(), stanza,
                                 [done = std::move(done)](storage::WriteResult r) { done(r.ok()); });
   }
+  std::vector<std::pair<std::int64_t, std::string>> offline_peek(
+      std::string_view user_jid) override {
+    auto jid = account(user_jid);
+    std::vector<std::pair<std::int64_t, std::string>> out;
+    for (auto& m : storage_.offline_peek_queued(jid.domain(), jid.node()))
+      out.emplace_back(m.id, std::move(m.stanza));
+    return out;
+  }
+  void offline_delete_upto_async(std::string_view user_jid, std::int64_t id) override {
+    auto jid = account(user_jid);
+    storage_.offline_delete_upto_async(jid.domain(), jid.node(), id, [](storage::WriteResult r) {
+      if (!r.ok()) spdlog::warn("offline queue not trimmed after delivery: it comes again");
+    });
+  }
   std::size_t offline_count(std::string_view user_jid) override {
     auto jid = account(user_jid);
     return storage_.offline_count(jid.domain(), jid.node());

@@ -212,5 +212,61 @@ class CrashTest(unittest.TestCase):
         self.assertGreater(len(acked), 0)
 
 
+class OfflineFlushCrashTest(unittest.TestCase):
+    def test_kill_9_during_an_offline_delivery_loses_nothing(self):
+        # Carol's offline queue is large; she logs in and reads it as it comes, and stanzad is
+        # killed while it is still writing it to her. What she had not got must come at her
+        # next login: a message leaves the store only once it was written to her stream.
+        count, padding = 3000, "x" * 1000
+        rng = random.Random(SEED)
+        server = Server(users=USERS, shards=2, limits="bytes-per-second='0' burst-bytes='0'",
+                        extra_config="<plugin name='offline' offline_max_messages='1000000'/>")
+        got = []
+        try:
+            server.start()
+            alice = login(server, "alice", "sender", sm=True)
+            for start in range(0, count, 100):
+                alice.send("".join(
+                    f"<message to='carol@{HOST}' type='chat'><body>carol-{n}</body>"
+                    f"<x xmlns='urn:example:pad'>{padding}</x></message>"
+                    for n in range(start, start + 100)) + "<r xmlns='urn:xmpp:sm:3'/>")
+                alice.read_until(f"h='{start + 100}'", timeout=30)
+                alice.buf = b""
+            alice.close()
+
+            carol = login(server, "carol", "first")
+            reader = Receiver(carol, got)
+            reader.start()
+            carol.send("<presence/>")
+            delay = rng.uniform(0.01, 0.1)
+            time.sleep(delay)
+            server.proc.kill()
+            server.proc.wait(timeout=10)
+            server.logf.close()
+            reader.join(timeout=30)
+            carol.close()
+            before = len(got)
+
+            server.start()
+            carol = login(server, "carol", "second", presence=True)
+            reader = Receiver(carol, got)
+            reader.start()
+            for _ in range(30):  # until a second passes with nothing new
+                seen = len(got)
+                time.sleep(1.0)
+                if len(got) == seen:
+                    break
+            carol.close()
+            reader.join(timeout=10)
+        finally:
+            server.stop()
+        numbers = {n for (_, n) in got}
+        missing = sorted(set(range(count)) - numbers)
+        print(f"offline flush crash (seed {SEED}, kill after {delay * 1000:.0f} ms): "
+              f"{before} read before the kill, {len(got) - before} after the restart, "
+              f"lost {len(missing)}", flush=True)
+        self.assertEqual(missing[:20], [])
+
+
 if __name__ == "__main__":
     unittest.main()

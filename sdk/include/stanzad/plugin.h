@@ -273,6 +273,13 @@ typedef struct {
    * @param ev the message/offline event being handled, or NULL when no sender waits.
    * @return 0 (queued), -1 on an error found at once (nothing queued: answer with an error). */
   int (*offline_push_async)(sz_host *, sz_event *ev, sz_str user_jid, sz_str stanza_xml);
+  /** Delivers the account's offline queue, oldest first, to `full_jid` (by the bare JID's rules
+   * if that resource is gone by then), on the account's owner shard. Unlike offline_take, a
+   * message leaves the store only once it was written to a client's stream, stored again or
+   * refused: if the server dies before that, the next delivery has it again (possibly a second
+   * time). Sees every offline_push_async queued before it.
+   * @return the number of messages routed, or -1 on error (then nothing was). */
+  int64_t (*offline_deliver)(sz_host *, sz_str user_jid, sz_str full_jid);
 } sz_host_api;
 
 /** Return codes of jid_prep and jid_prep_bare (1.4). */

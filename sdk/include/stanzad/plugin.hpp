@@ -499,6 +499,14 @@ class Module {
     if (detail::api->offline_push_async(h_, ev.get(), detail::str(user), detail::str(xml)) != 0)
       throw std::runtime_error("storage error");
   }
+  /// Routes the account's offline queue, oldest first, to `full_jid` (on the owner shard); a
+  /// message leaves the store only once it was written to a stream, stored again or refused,
+  /// so a crash meanwhile delivers it again. Returns how many were routed (1.5).
+  std::int64_t offline_deliver(std::string_view user, std::string_view full_jid) {
+    std::int64_t n = detail::api->offline_deliver(h_, detail::str(user), detail::str(full_jid));
+    if (n < 0) throw std::runtime_error("storage error");
+    return n;
+  }
   sz_host* get() const { return h_; }
 
  private:

@@ -443,6 +443,11 @@ TEST_F(LuaTest, OfflineQueuePostErrorPayloadAndSessionWrite) {
       module:post(0, "q/posted", st.stanza("message", { id = "p" }))
       return true
     end)
+    module:hook("test/deliver", function()
+      module:log("info", "q:delivered %d", module:offline_deliver("juliet@example.org",
+        "juliet@example.org/balcony"))
+      return true
+    end)
     module:hook("q/posted", function(event) module:log("info", "q:posted %s", event.stanza.attr.id) end)
     module:hook("test/refuse", function()
       return errors.new("cancel", "not-acceptable", nil,
@@ -460,6 +465,15 @@ TEST_F(LuaTest, OfflineQueuePostErrorPayloadAndSessionWrite) {
                                               "q:took 2", "q:took 3", "q:took 4", "q:count 0"}));
   host.run_posted();
   EXPECT_TRUE(host.logged("q:posted p"));
+  // offline_deliver routes the queue to the full JID and empties it.
+  host.clear_sent();
+  host.offline("juliet@example.org").push_back("<message from='romeo@example.org/o' id='d'/>");
+  EXPECT_TRUE(host.fire("test/deliver").handled());
+  EXPECT_TRUE(host.logged("q:delivered 1"));
+  ASSERT_EQ(1u, host.sent().size());
+  EXPECT_NE(host.sent()[0].find("to='juliet@example.org/balcony'"), std::string::npos)
+      << host.sent()[0];
+  EXPECT_TRUE(host.offline("juliet@example.org").empty());
   FireResult r = host.fire("test/refuse", "<message/>");
   ASSERT_TRUE(r.error());
   EXPECT_EQ(r.error_payload, Strings{"<blocked xmlns='urn:xmpp:blocking:errors'/>"});
