@@ -6,6 +6,7 @@
 #include <stanzad/plugin.hpp>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace sz = stanzad::sdk;
 
@@ -74,6 +75,10 @@ class Offline {
     m.add_feature("msgoffline");
     m.hook("message/offline", [this](sz::Event& ev) { return store(ev); });
     m.hook("account/available", [this](sz::Event& ev) { return deliver(ev); });
+    m.hook("user/deleted", [this](sz::Event& ev) {
+      known_.erase(std::string(bare_of(ev.from())));
+      return sz::Verdict::pass;
+    });
   }
 
  private:
@@ -90,7 +95,8 @@ class Offline {
         break;
     }
     std::string user(bare_of(ev.to()));
-    if (max_messages_ == 0 || m_.offline_count(user) >= max_messages_) {
+    if (max_messages_ == 0 ||
+        (queued(user, false) >= max_messages_ && queued(user, true) >= max_messages_)) {
       log_.debug("offline queue full", "jid", user, "max", max_messages_);
       // As ejabberd: the sender learns the message was not kept, and may try again later.
       return ev.error("resource-constraint", "the recipient's offline message queue is full",
@@ -112,9 +118,11 @@ class Offline {
       // Joins the next group commit; the sender's acknowledgement waits for it, the shard
       // does not (a synchronous push held it for a whole commit, ~1 ms, per message).
       m_.offline_push_async(ev, user, msg.to_string());
-      log_.debug("offline stored", "jid", user);
+      std::int64_t n = ++known_[user];
+      log_.debug("offline stored", "jid", user, "queued", n);
     } else {
       std::int64_t n = m_.offline_push(user, msg.to_string());
+      known_[user] = n;
       log_.debug("offline stored", "jid", user, "queued", n);
     }
     return sz::Verdict::handled;
@@ -128,6 +136,7 @@ class Offline {
     if (presence && presence_priority(presence) < 0) return sz::Verdict::pass;
     std::string full(ev.session_jid().empty() ? ev.from() : ev.session_jid());
     std::string user(bare_of(full));
+    known_.erase(user);  // emptied below, or read again at the next message
     if (m_.offline_count(user) == 0) return sz::Verdict::pass;
     if (m_.has_async_offline()) {
       // SDK 1.5: each message leaves the store once it was written to the stream (or stored
@@ -150,9 +159,25 @@ class Offline {
     return sz::Verdict::pass;
   }
 
+  // A queue's length: as this (owner) shard last knew it, or read from storage when it does
+  // not know or `exact` is asked. Every offline message of an account is stored here, so the
+  // count kept from one read onwards saves a COUNT(*) of the queue per message (linear in the
+  // queue); the quota is read again before anything is refused, so a queue emptied elsewhere
+  // (an account removed by stanzactl) costs that one read, never a wrong refusal.
+  std::int64_t queued(const std::string& user, bool exact) {
+    if (!exact)
+      if (auto it = known_.find(user); it != known_.end()) return it->second;
+    if (known_.size() >= max_known) known_.clear();  // bounded: forgetting only costs reads
+    std::int64_t n = m_.offline_count(user);
+    known_[user] = n;
+    return n;
+  }
+
+  static constexpr std::size_t max_known = 100000;
   sz::Module& m_;
   sz::Logger log_;
   std::int64_t max_messages_;
+  std::unordered_map<std::string, std::int64_t> known_;  // by bare JID, this shard's accounts
 };
 
 }  // namespace

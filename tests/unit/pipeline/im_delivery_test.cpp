@@ -94,6 +94,21 @@ TEST(OfflinePlugin, AFullQueueIsRefusedWithResourceConstraint) {
   EXPECT_EQ(2u, host.offline(romeo_bare).size());
   // Another account has its own quota.
   EXPECT_TRUE(host.fire("message/offline", chat("nurse@example.org", "1")).handled());
+  // The plugin counts what it stores instead of reading the queue's length each time; a queue
+  // emptied behind its back (stanzactl) is read again before anything is refused.
+  host.offline(romeo_bare).clear();
+  EXPECT_TRUE(host.fire("message/offline", chat(romeo_bare, "4")).handled());
+  EXPECT_TRUE(host.fire("message/offline", chat(romeo_bare, "5")).handled());
+  EXPECT_TRUE(host.fire("message/offline", chat(romeo_bare, "6")).error());
+  // Delivered, the queue starts again from nothing.
+  const std::string phone = romeo_bare + "/phone";
+  host.add_session(phone, "<presence/>", 0);
+  host.fire("account/available", "<presence from='" + phone + "'/>", phone, {}, phone);
+  EXPECT_TRUE(host.offline(romeo_bare).empty());
+  EXPECT_TRUE(host.fire("message/offline", chat(romeo_bare, "7")).handled());
+  EXPECT_TRUE(host.fire("message/offline", chat(romeo_bare, "8")).handled());
+  EXPECT_TRUE(host.fire("message/offline", chat(romeo_bare, "9")).error());
+  EXPECT_EQ(2u, host.offline(romeo_bare).size());
 }
 
 TEST(OfflinePlugin, DeliversInOrderOnceToTheResourceThatCameOnline) {
