@@ -71,15 +71,18 @@ std::atomic<bool> g_running{false};
 // The end of an offline delivery (offline_deliver). Every message of it holds this receipt
 // until it is done: written to a client's stream, stored again, or refused. When the last one
 // lets go, the delivered part of the queue is removed, behind any re-store. If the server
-// stops first, nothing is removed and the queue comes again at the next login.
+// stops first, or a session without stream management could not write one of them, nothing
+// is removed and the whole queue comes again at the next login (at least once).
 struct OfflineDelivered : xmpp::Receipt {
   std::string user;
   std::int64_t upto;
   std::uint32_t shard;
+  std::atomic<bool> keep{false};  // a message of it could not be written: keep the queue
   OfflineDelivered(std::string u, std::int64_t id, std::uint32_t s)
       : user(std::move(u)), upto(id), shard(s) {}
+  void undelivered() override { keep = true; }
   ~OfflineDelivered() override {
-    if (!g_running.load()) return;
+    if (keep.load() || !g_running.load()) return;
     boost::asio::post(g_shards->at(shard).context(), [user = std::move(user), upto = upto] {
       auto* storage = g_manager ? g_manager->storage() : nullptr;
       if (!storage) return;

@@ -538,7 +538,11 @@ void C2SSession::continue_write() {
 void C2SSession::on_write(const boost::system::error_code& ec) {
   write_in_flight_ = false;
   writing_.clear();
-  writing_receipts_.clear();  // written (or the stream failed: the bytes are gone either way)
+  // Written, or the stream failed: then the bytes are gone, and without stream management
+  // (whose unacknowledged queue routes them again) nothing else will deliver them.
+  if (ec && !sm_.enabled)
+    for (auto& r : writing_receipts_) r->undelivered();
+  writing_receipts_.clear();
   if (writing_.capacity() > 4096) std::string().swap(writing_);  // idle sessions stay small
   if (detached()) return;
   if (ec) {
@@ -582,6 +586,8 @@ void C2SSession::close_socket() {
   socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   out_.clear();
+  if (!sm_.enabled)
+    for (auto& r : out_receipts_) r->undelivered();  // never written (see on_write)
   out_receipts_.clear();
 }
 

@@ -15,6 +15,11 @@ namespace stanzad::xmpp {
 // session may count it in its XEP-0198 acknowledgements (c2s_session.hpp, InboundAcks).
 struct Receipt {
   virtual ~Receipt() = default;
+  // Called (on the session's shard) before a session without stream management lets go of
+  // the receipt of a stanza it could not write: its connection failed or closed first. The
+  // receipt still ends (a sender's acknowledgement counts it); what it stands for may keep
+  // the stanza instead (an offline delivery keeps its queue).
+  virtual void undelivered() {}
 };
 
 struct Routed {

@@ -49,6 +49,7 @@ class Receiver(threading.Thread):
         super().__init__(daemon=True)
         self.raw, self.got, self.ack = raw, got, ack
         self.handled = self.acked = 0
+        self.barrier = threading.Event()  # the recipient's own "barrier" message came back
 
     def run(self):
         buf = ""
@@ -66,6 +67,8 @@ class Receiver(threading.Thread):
             buf += chunk.decode(errors="replace")
             for m in MESSAGE.finditer(buf):
                 self.handled += 1
+                if "<body>barrier</body>" in m.group(0):
+                    self.barrier.set()
                 b = BODY.search(m.group(0))
                 if b and "alice@" in m.group(0):
                     self.got.append((b.group(1), int(b.group(2))))
@@ -80,6 +83,26 @@ class Receiver(threading.Thread):
                     break
                 self.acked = self.handled
                 buf = buf.replace("<r xmlns='urn:xmpp:sm:3'/>", "")
+
+
+def collect(server, user, got, resource):
+    """Logs `user` in and reads what waits for them: the offline queue is routed at the initial
+    presence, ahead of a message the account then sends itself, so that message coming back
+    means the queue was written; then reads until a second passes with nothing new."""
+    raw = login(server, user, resource, presence=True)
+    # Sent before the reader starts: one TLS connection is not written and read from two
+    # threads at once.
+    raw.send(f"<message to='{user}@{HOST}' type='chat'><body>barrier</body></message>")
+    reader = Receiver(raw, got)
+    reader.start()
+    reader.barrier.wait(timeout=60)
+    for _ in range(20):
+        seen = len(got)
+        time.sleep(1.0)
+        if len(got) == seen:
+            break
+    raw.close()
+    reader.join(timeout=10)
 
 
 class Sender:
@@ -158,16 +181,7 @@ class CrashTest(unittest.TestCase):
             # The last start: both recipients collect what waits for them.
             server.start()
             for user in ("bob", "carol"):
-                raw = login(server, user, "final", presence=True)
-                reader = Receiver(raw, got[user])
-                reader.start()
-                for _ in range(20):  # until a second passes with nothing new
-                    before = len(got[user])
-                    time.sleep(1.0)
-                    if len(got[user]) == before:
-                        break
-                raw.close()
-                reader.join(timeout=10)
+                collect(server, user, got[user], "final")
         finally:
             server.stop()
         return counter[0], acked, got
@@ -213,6 +227,37 @@ class CrashTest(unittest.TestCase):
 
 
 class OfflineFlushCrashTest(unittest.TestCase):
+    def fill_carol(self, server, count, padding):
+        alice = login(server, "alice", "sender", sm=True)
+        for start in range(0, count, 100):
+            alice.send("".join(
+                f"<message to='carol@{HOST}' type='chat'><body>carol-{n}</body>"
+                f"<x xmlns='urn:example:pad'>{padding}</x></message>"
+                for n in range(start, start + 100)) + "<r xmlns='urn:xmpp:sm:3'/>")
+            alice.read_until(f"h='{start + 100}'", timeout=30)
+            alice.buf = b""
+        alice.close()
+
+    def test_a_client_gone_before_its_offline_queue_was_written_gets_it_next_time(self):
+        # Carol (no stream management) comes online and drops her connection at once, unread:
+        # the server cannot write her queue (10 MB, more than the socket buffers hold), so it
+        # must keep it, and her next login gets all of it.
+        count = 10000
+        got = []
+        with Server(users=USERS, shards=2, limits="bytes-per-second='0' burst-bytes='0'",
+                    extra_config="<plugin name='offline' offline_max_messages='1000000'/>"
+                    ) as server:
+            self.fill_carol(server, count, "x" * 1000)
+            carol = login(server, "carol", "gone")
+            carol.send("<presence/>")
+            time.sleep(0.2)
+            carol.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            carol.close()  # a reset: what the server wrote is thrown away
+            time.sleep(1.0)
+            collect(server, "carol", got, "back")
+        missing = sorted(set(range(count)) - {n for (_, n) in got})
+        self.assertEqual(missing[:20], [], f"{len(missing)} lost")
+
     def test_kill_9_during_an_offline_delivery_loses_nothing(self):
         # Carol's offline queue is large; she logs in and reads it as it comes, and stanzad is
         # killed while it is still writing it to her. What she had not got must come at her
@@ -224,15 +269,7 @@ class OfflineFlushCrashTest(unittest.TestCase):
         got = []
         try:
             server.start()
-            alice = login(server, "alice", "sender", sm=True)
-            for start in range(0, count, 100):
-                alice.send("".join(
-                    f"<message to='carol@{HOST}' type='chat'><body>carol-{n}</body>"
-                    f"<x xmlns='urn:example:pad'>{padding}</x></message>"
-                    for n in range(start, start + 100)) + "<r xmlns='urn:xmpp:sm:3'/>")
-                alice.read_until(f"h='{start + 100}'", timeout=30)
-                alice.buf = b""
-            alice.close()
+            self.fill_carol(server, count, padding)
 
             carol = login(server, "carol", "first")
             reader = Receiver(carol, got)
@@ -248,16 +285,7 @@ class OfflineFlushCrashTest(unittest.TestCase):
             before = len(got)
 
             server.start()
-            carol = login(server, "carol", "second", presence=True)
-            reader = Receiver(carol, got)
-            reader.start()
-            for _ in range(30):  # until a second passes with nothing new
-                seen = len(got)
-                time.sleep(1.0)
-                if len(got) == seen:
-                    break
-            carol.close()
-            reader.join(timeout=10)
+            collect(server, "carol", got, "second")
         finally:
             server.stop()
         numbers = {n for (_, n) in got}
