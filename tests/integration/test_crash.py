@@ -13,6 +13,7 @@ import random
 import re
 import socket
 import ssl
+import struct
 import threading
 import time
 import unittest
@@ -251,8 +252,9 @@ class OfflineFlushCrashTest(unittest.TestCase):
             carol = login(server, "carol", "gone")
             carol.send("<presence/>")
             time.sleep(0.2)
-            carol.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-            carol.close()  # a reset: what the server wrote is thrown away
+            # Linger on with a zero timeout: close() resets, and what the server wrote is lost.
+            carol.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            carol.close()
             time.sleep(1.0)
             collect(server, "carol", got, "back")
         missing = sorted(set(range(count)) - {n for (_, n) in got})
@@ -271,10 +273,9 @@ class OfflineFlushCrashTest(unittest.TestCase):
             server.start()
             self.fill_carol(server, count, padding)
 
-            carol = login(server, "carol", "first")
+            carol = login(server, "carol", "first", presence=True)  # before the reader thread
             reader = Receiver(carol, got)
             reader.start()
-            carol.send("<presence/>")
             delay = rng.uniform(0.01, 0.1)
             time.sleep(delay)
             server.proc.kill()
