@@ -114,17 +114,16 @@ class Offline {
       delay.set_attr("from", domain);
       delay.set_attr("stamp", utc_stamp());
     }
+    std::int64_t n = 0;
     if (m_.has_async_offline()) {
       // Joins the next group commit; the sender's acknowledgement waits for it, the shard
       // does not (a synchronous push held it for a whole commit, ~1 ms, per message).
       m_.offline_push_async(ev, user, msg.to_string());
-      std::int64_t n = ++known_[user];
-      log_.debug("offline stored", "jid", user, "queued", n);
+      n = ++known_[user];
     } else {
-      std::int64_t n = m_.offline_push(user, msg.to_string());
-      known_[user] = n;
-      log_.debug("offline stored", "jid", user, "queued", n);
+      n = known_[user] = m_.offline_push(user, msg.to_string());
     }
+    log_.debug("offline stored", "jid", user, "queued", n);
     return sz::Verdict::handled;
   }
 

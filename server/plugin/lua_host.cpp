@@ -792,6 +792,16 @@ int event_write(lua_State* L) {
   return 1;
 }
 
+// Argument `idx` as XML text: a string as it is, a stanza serialized.
+std::string xml_arg(lua_State* L, int idx) {
+  if (lua_type(L, idx) == LUA_TSTRING) return lua_tostring(L, idx);
+  StanzaUd* ud = check_stanza(L, idx);
+  std::string xml;
+  api_of(L).stanza_serialize(
+      ud->s, [](void* u, sz_str v) { static_cast<std::string*>(u)->assign(v.data, v.len); }, &xml);
+  return xml;
+}
+
 // event:offline_push_async(user, stanza|xml) (SDK 1.5), in a message/offline handler: queued
 // into the next group commit; the sender's acknowledgement waits for it, the shard does not.
 // Raises an error if the storage refused it at once.
@@ -802,15 +812,7 @@ int event_offline_push_async(lua_State* L) {
   if (!SZ_HAS(api, offline_push_async)) return luaL_error(L, "this server has no SDK 1.5");
   size_t len = 0;
   const char* user = luaL_checklstring(L, 2, &len);
-  std::string xml;
-  if (lua_type(L, 3) == LUA_TSTRING) {
-    xml = lua_tostring(L, 3);
-  } else {
-    StanzaUd* ud = check_stanza(L, 3);
-    api->stanza_serialize(
-        ud->s, [](void* u, sz_str v) { static_cast<std::string*>(u)->assign(v.data, v.len); },
-        &xml);
-  }
+  std::string xml = xml_arg(L, 3);
   if (api->offline_push_async(slot->inst->host, slot->ev, sz_str{user, len},
                               sz_str{xml.data(), xml.size()}) != 0)
     return luaL_error(L, "storage error queueing for %s", user);
@@ -1487,15 +1489,7 @@ int m_user_exists(lua_State* L) {  // module:user_exists(bare_jid) -> boolean
 int m_offline_push(lua_State* L) {  // module:offline_push(user, stanza|xml) -> queue length
   Instance* inst = self_inst(L);
   sz_str user = to_sz(L, 2);
-  std::string xml;
-  if (lua_type(L, 3) == LUA_TSTRING) {
-    xml = lua_tostring(L, 3);
-  } else {
-    StanzaUd* ud = check_stanza(L, 3);
-    inst->api->stanza_serialize(
-        ud->s, [](void* u, sz_str v) { static_cast<std::string*>(u)->assign(v.data, v.len); },
-        &xml);
-  }
+  std::string xml = xml_arg(L, 3);
   int64_t n = inst->api->offline_push(inst->host, user, sz_str{xml.data(), xml.size()});
   if (n < 0) return luaL_error(L, "storage error queueing for %s", lua_tostring(L, 2));
   lua_pushinteger(L, n);

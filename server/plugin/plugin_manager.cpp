@@ -63,6 +63,10 @@ Pipeline* g_pipeline = nullptr;
 // offline_push_async writes not committed yet, by shard then account (on that shard only), so
 // that offline_count there counts them.
 std::vector<std::unordered_map<std::string, std::int64_t>> offline_pending;
+void offline_pending_done(std::uint32_t shard, const std::string& user) {
+  auto& pending = offline_pending[shard];
+  if (auto it = pending.find(user); it != pending.end() && --it->second <= 0) pending.erase(it);
+}
 // Whether the shards still take posted work from receipts ending on any thread: false once
 // the manager is gone (after the shards stopped), so a receipt destroyed with them posts
 // nothing.
@@ -394,9 +398,7 @@ sz_host_api make_api() {
     auto finished = [shard, user, stanza = std::string(view(xml)),
                      receipt = std::move(receipt)](bool ok) mutable {
       boost::asio::post(g_shards->at(shard).context(), [shard, user, ok, stanza] {
-        auto& pending = offline_pending[shard];
-        if (auto it = pending.find(user); it != pending.end() && --it->second <= 0)
-          pending.erase(it);
+        offline_pending_done(shard, user);
         if (ok) return;
         spdlog::error("offline message not stored jid={}", user);
         if (auto el = parse_element(stanza)) {
@@ -414,10 +416,7 @@ sz_host_api make_api() {
       s.offline_push_async(user, view(xml), std::move(finished));
       return 0;
     });
-    if (r != 0) {
-      auto& pending = offline_pending[shard];
-      if (auto it = pending.find(user); it != pending.end() && --it->second <= 0) pending.erase(it);
-    }
+    if (r != 0) offline_pending_done(shard, user);
     return r;
   };
   a.offline_deliver = [](sz_host* h, sz_str user_jid, sz_str full_jid) -> int64_t {
